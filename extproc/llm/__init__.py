@@ -1,0 +1,45 @@
+"""Provider adapters, one module per LLM API, and the lookup from a request line to one."""
+
+from __future__ import annotations
+
+from extproc.llm.anthropic_messages import AnthropicMessages
+from extproc.llm.base import BadRequestBody, ErrorKind, LlmRequest, Provider
+from extproc.llm.openai_chat import OpenAIChatCompletions
+
+PROVIDERS: tuple[Provider, ...] = (OpenAIChatCompletions(), AnthropicMessages())
+
+# Refusals on paths no adapter knows still need a body; OpenAI's shape is what most
+# OpenAI-compatible clients (and curl users) expect.
+FALLBACK_ERROR_FORMAT: Provider = PROVIDERS[0]
+
+
+def strip_query(path: str) -> str:
+    return path.split("?", 1)[0].split("#", 1)[0]
+
+
+def provider_for(method: str, path: str) -> Provider | None:
+    bare = strip_query(path)
+    for provider in PROVIDERS:
+        if provider.matches(method, bare):
+            return provider
+    return None
+
+
+def error_format_for(path: str) -> Provider:
+    """The provider whose error shape a refusal on `path` should use, whatever the method."""
+    bare = strip_query(path)
+    for provider in PROVIDERS:
+        if getattr(provider, "path", None) == bare:
+            return provider
+    return FALLBACK_ERROR_FORMAT
+
+
+__all__ = [
+    "PROVIDERS",
+    "BadRequestBody",
+    "ErrorKind",
+    "LlmRequest",
+    "Provider",
+    "error_format_for",
+    "provider_for",
+]

@@ -1,0 +1,152 @@
+"""The `weir` command line: argument parsing only, each subcommand delegates to its module.
+
+Exit codes: 0 success, 1 a finding or a denial where the subcommand says so,
+2 a usage or input error (bad policy, unreadable file), with a message on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from extproc.server import ServeConfig, serve
+    from extproc.stream import ExchangeConfig
+    from mesh.policy import PolicyError
+
+    config = ServeConfig(
+        policy_path=args.policy,
+        grpc_listen=args.grpc_listen,
+        admin_listen=args.admin_listen,
+        exchange=ExchangeConfig(max_request_body=args.max_request_body),
+        reload_interval=args.reload_interval,
+        drain_grace=args.drain_grace,
+    )
+    try:
+        return asyncio.run(serve(config, warmups=_warmups()))
+    except PolicyError as exc:
+        print(f"weir serve: invalid policy: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"weir serve: {exc}", file=sys.stderr)
+        return 2
+
+
+def _warmups() -> list[object]:
+    """JIT warm-up of the scanner kernels, run before the server reports ready."""
+    try:
+        from extproc.scanner import warm_up
+    except ImportError:  # the scanner package is optional until the stream issue wires it
+        return []
+    return [warm_up]
+
+
+def _policy_check(args: argparse.Namespace) -> int:
+    from mesh.policy_cli import check
+
+    return check(args.file, sys.stdout, sys.stderr)
+
+
+def _policy_explain(args: argparse.Namespace) -> int:
+    from mesh.policy_cli import explain
+
+    return explain(args.policy, args.identity, args.model, sys.stdout, sys.stderr)
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from mesh.sandbox import run_sandbox
+
+    return run_sandbox(workdir=args.workdir, keep=args.keep)
+
+
+def _byte_size(text: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    text = text.strip().lower().removesuffix("ib").removesuffix("b")
+    factor = units.get(text[-1:], 1)
+    number = text[:-1] if text[-1:] in units else text
+    try:
+        value = int(number) * factor
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a byte size: {text!r} (e.g. 8MiB)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="weir", description="Runtime guard for LLM traffic in a service mesh."
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the ext_proc data plane server")
+    serve.add_argument("--policy", required=True, metavar="FILE", help="policy YAML file")
+    serve.add_argument("--grpc-listen", default="0.0.0.0:9000", metavar="HOST:PORT")
+    serve.add_argument("--admin-listen", default="0.0.0.0:9901", metavar="HOST:PORT")
+    serve.add_argument(
+        "--max-request-body",
+        type=_byte_size,
+        default="8MiB",
+        metavar="SIZE",
+        help="largest request body accepted for judging; larger gets a 413 (default 8MiB)",
+    )
+    serve.add_argument(
+        "--reload-interval", type=float, default=1.0, metavar="SECONDS",
+        help="how often the policy file is checked for changes",
+    )
+    serve.add_argument(
+        "--drain-grace", type=float, default=20.0, metavar="SECONDS",
+        help="how long in-flight streams may run after SIGTERM",
+    )
+    serve.set_defaults(handler=_serve)
+
+    policy = commands.add_parser("policy", help="check or explain a policy file")
+    policy_commands = policy.add_subparsers(dest="policy_command", required=True)
+    check = policy_commands.add_parser("check", help="validate a policy file (exit 0 or 2)")
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(handler=_policy_check)
+    explain = policy_commands.add_parser(
+        "explain", help="show which rule decides an identity (exit 0 allowed, 1 denied)"
+    )
+    explain.add_argument("--policy", required=True, metavar="FILE")
+    explain.add_argument("--identity", required=True, metavar="SPIFFE_ID")
+    explain.add_argument("--model", default=None, metavar="MODEL")
+    explain.set_defaults(handler=_policy_explain)
+
+    # `weir scan` owns its own argument parsing (extproc.scanner.cli); it is listed
+    # here so that `weir --help` shows it.
+    commands.add_parser("scan", help="scan a file for secrets, PII and prompt injection",
+                        add_help=False)
+
+    sandbox = commands.add_parser(
+        "sandbox", help="run the local mesh sandbox: real Envoy, mTLS, Weir, official SDKs"
+    )
+    sandbox.add_argument("--workdir", default=None, help="where certificates and logs go")
+    sandbox.add_argument("--keep", action="store_true", help="keep the workdir afterwards")
+    sandbox.set_defaults(handler=_sandbox)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["scan"]:
+        from extproc.scanner.cli import main as scan_main
+
+        return scan_main(args_list[1:])
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

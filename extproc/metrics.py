@@ -1,0 +1,57 @@
+"""Prometheus metrics of one `weir serve` process, in a registry of its own.
+
+A private registry (not the global default) keeps tests that start several
+servers in one interpreter from colliding on metric names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.exchanges = Counter(
+            "weir_exchanges",
+            "HTTP exchanges seen, by verdict (allow, deny, audit, error), provider and workload.",
+            ["verdict", "provider", "workload"],
+            registry=r,
+        )
+        self.exchange_seconds = Histogram(
+            "weir_exchange_duration_seconds",
+            "Wall time of an ext_proc stream, from request headers to its end.",
+            registry=r,
+        )
+        self.active_streams = Gauge(
+            "weir_active_streams", "ext_proc streams currently open.", registry=r
+        )
+        self.stream_errors = Counter(
+            "weir_stream_errors",
+            "ext_proc streams ended with a gRPC error (protocol violation or internal fault); "
+            "Envoy fails those exchanges closed.",
+            ["kind"],
+            registry=r,
+        )
+        self.policy_reloads = Counter(
+            "weir_policy_reloads",
+            "Policy file loads by result (ok, invalid). An invalid file leaves the last good "
+            "policy in force.",
+            ["result"],
+            registry=r,
+        )
+        self.policy_info = Gauge(
+            "weir_policy_info",
+            "The policy in force (value 1), labelled by its digest and source file.",
+            ["digest", "source"],
+            registry=r,
+        )
+        self.ready = Gauge("weir_ready", "1 when this process is ready for traffic.", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

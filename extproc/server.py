@@ -1,0 +1,219 @@
+"""`weir serve`: the grpc.aio ext_proc server, gRPC health, and the admin HTTP endpoints.
+
+The servicer owns the gRPC stream loop and nothing else: it decodes each
+ProcessingRequest into an event, hands it to the exchange state machine
+(`extproc.stream`) and encodes the actions it returns. Any fault ends the
+gRPC stream with an error status, which Envoy (`failure_mode_allow: false`)
+turns into a failed request: Weir fails closed, and the worker lives on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import grpc
+from aiohttp import web
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from extproc.metrics import Metrics
+from extproc.policy_store import PolicyStore
+from extproc.stream import Exchange, ExchangeConfig, ExchangeRecord, ProtocolError
+from protos import wire
+
+log = logging.getLogger("weir.server")
+decision_log = logging.getLogger("weir.decision")
+
+EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    policy_path: str
+    grpc_listen: str
+    admin_listen: str
+    exchange: ExchangeConfig = ExchangeConfig()
+    reload_interval: float = 1.0
+    drain_grace: float = 20.0
+
+
+class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
+    def __init__(self, store: PolicyStore, metrics: Metrics, config: ExchangeConfig) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._config = config
+
+    async def Process(  # noqa: N802 - the gRPC method name
+        self,
+        request_iterator: AsyncIterator[wire.ProcessingRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[wire.ProcessingResponse]:
+        exchange = Exchange(self._store.current, self._config)
+        self._metrics.active_streams.inc()
+        error: str | None = None
+        try:
+            async for request in request_iterator:
+                for action in exchange.receive(wire.decode_request(request)):
+                    yield wire.encode_action(action)
+                if exchange.closed:
+                    return
+        except (ProtocolError, wire.UnsupportedMessage) as exc:
+            error = "protocol"
+            log.warning("ext_proc protocol violation, failing the exchange closed: %s", exc)
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except asyncio.CancelledError:
+            # Envoy or the client went away; nothing is owed to anyone.
+            error = "cancelled"
+            raise
+        except Exception:
+            error = "internal"
+            log.exception("internal error in an exchange, failing it closed")
+            await context.abort(grpc.StatusCode.INTERNAL, "weir internal error")
+        finally:
+            self._metrics.active_streams.dec()
+            if error is not None:
+                self._metrics.stream_errors.labels(error).inc()
+                if exchange.record.verdict == "pending":
+                    exchange.record.verdict = "error"
+                    exchange.record.reason = f"ext_proc stream ended: {error}"
+            self._finish(exchange.record)
+
+    def _finish(self, record: ExchangeRecord) -> None:
+        elapsed = time.monotonic() - record.started
+        self._metrics.exchange_seconds.observe(elapsed)
+        self._metrics.exchanges.labels(
+            record.verdict, record.provider or "none", record.workload or "none"
+        ).inc()
+        if decision_log.isEnabledFor(logging.INFO):
+            entry = asdict(record)
+            entry.pop("started")
+            entry["duration_ms"] = round(elapsed * 1000, 3)
+            decision_log.info(json.dumps(entry, sort_keys=True))
+
+
+def _split_host_port(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {listen!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+class WeirServer:
+    """Everything one `weir serve` process runs, with an explicit lifecycle for tests."""
+
+    def __init__(
+        self, config: ServeConfig, warmups: Sequence[Callable[[], object]] = ()
+    ) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.store = PolicyStore(config.policy_path, self.metrics)
+        self._warmups = warmups
+        self._grpc: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self._admin: web.AppRunner | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._ready = False
+        self._draining = False
+        self.grpc_port = 0
+        self.admin_port = 0
+
+    @property
+    def ready(self) -> bool:
+        return self._ready and not self._draining and self.store.loaded
+
+    async def start(self) -> None:
+        # Admin first, so liveness answers while the policy loads and the JIT warms.
+        await self._start_admin()
+        self.store.load_initial()
+        for warm in self._warmups:
+            warm()
+        await self._start_grpc()
+        self._watch = asyncio.create_task(self.store.watch(self.config.reload_interval))
+        self._ready = True
+        self.metrics.ready.set(1)
+        for service in ("", EXT_PROC_SERVICE):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "weir ready: grpc %s, admin %s", self.config.grpc_listen, self.config.admin_listen
+        )
+
+    async def _start_grpc(self) -> None:
+        server = grpc.aio.server()
+        wire.add_ExternalProcessorServicer_to_server(
+            ExternalProcessor(self.store, self.metrics, self.config.exchange), server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (EXT_PROC_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        host, port = _split_host_port(self.config.grpc_listen)
+        self.grpc_port = server.add_insecure_port(f"{host}:{port}")
+        await server.start()
+        self._grpc = server
+
+    async def _start_admin(self) -> None:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics_handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        host, port = _split_host_port(self.config.admin_listen)
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._admin = runner
+        sockets = site._server.sockets if site._server else ()  # noqa: SLF001
+        self.admin_port = sockets[0].getsockname()[1] if sockets else port
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        if self.ready:
+            return web.Response(text=f"ready policy={self.store.current.digest}\n")
+        reason = "draining" if self._draining else "starting"
+        return web.Response(status=503, text=f"not ready: {reason}\n")
+
+    async def _metrics_handler(self, _: web.Request) -> web.Response:
+        return web.Response(
+            body=self.metrics.render(),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )
+
+    async def drain(self) -> None:
+        """Stop taking new work at once; let in-flight streams finish within the grace."""
+        self._draining = True
+        self.metrics.ready.set(0)
+        await self._health.enter_graceful_shutdown()
+        if self._grpc is not None:
+            await self._grpc.stop(self.config.drain_grace)
+
+    async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        if self._grpc is not None:
+            await self._grpc.stop(0)
+        if self._admin is not None:
+            await self._admin.cleanup()
+
+
+async def serve(config: ServeConfig, warmups: Sequence[Callable[[], object]] = ()) -> int:
+    server = WeirServer(config, warmups)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+        await stop.wait()
+        log.info("signal received: draining for up to %.1fs", config.drain_grace)
+        await server.drain()
+    finally:
+        await server.close()
+    return 0

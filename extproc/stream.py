@@ -1,0 +1,319 @@
+"""One HTTP exchange as a sans-I/O state machine, in FULL_DUPLEX_STREAMED mode.
+
+Events from `extproc.events` go in (`Exchange.receive`), actions come out. The
+gRPC servicer is a thin loop around this class; every edge case is a plain
+unit test.
+
+The request side decides. On request headers the caller's identity is
+resolved and the policy consulted; an unknown workload is refused at once.
+For an LLM call the headers response itself is *withheld* until the body has
+been read and judged: in FDS Envoy forwards the request headers upstream as
+soon as we answer them, so answering early would let a request whose model is
+refused reach the upstream (as headers, then a reset). Holding them keeps the
+promise that the upstream never sees a denied request.
+
+The response side streams: headers pass, each body chunk is answered with a
+`streamed_response` chunk, and `end_of_stream` is sent exactly once, when
+Envoy has said the body ended. When a body ends with trailers, the trailers
+response closes that direction instead (Envoy's FDS contract).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import Enum, auto
+
+from extproc.events import (
+    Action,
+    BodyEvent,
+    ContinueHeaders,
+    ContinueTrailers,
+    Direction,
+    Event,
+    Headers,
+    HeadersEvent,
+    Respond,
+    StreamBody,
+    TrailersEvent,
+    header_value,
+)
+from extproc.llm import BadRequestBody, ErrorKind, Provider, error_format_for, provider_for
+from mesh.identity import Identity, IdentityInputs, resolve_identity
+from mesh.policy import Policy
+
+DEFAULT_MAX_REQUEST_BODY = 8 * 1024 * 1024
+# Envoy's FDS documentation recommends response chunks of at most 64 KiB.
+MAX_EMITTED_CHUNK = 64 * 1024
+
+REQUEST, RESPONSE = Direction.REQUEST, Direction.RESPONSE
+
+
+class ProtocolError(Exception):
+    """Envoy sent something the ext_proc protocol does not allow here.
+
+    The servicer ends the gRPC stream with an error, and Envoy, configured with
+    `failure_mode_allow: false`, fails the HTTP exchange closed.
+    """
+
+
+class _Request(Enum):
+    EXPECT_HEADERS = auto()
+    BUFFERING_BODY = auto()  # an LLM call: body accumulated, headers withheld
+    PASSTHROUGH_BODY = auto()  # not an LLM call, identity allowed: chunks flow
+    DONE = auto()
+
+
+class _Response(Enum):
+    EXPECT_HEADERS = auto()
+    STREAMING_BODY = auto()
+    DONE = auto()
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeConfig:
+    max_request_body: int = DEFAULT_MAX_REQUEST_BODY
+
+
+@dataclass(slots=True)
+class ExchangeRecord:
+    """What happened in one exchange, for the decision log and the metrics."""
+
+    principal: str = ""
+    identity_source: str | None = None
+    identity_detail: str = ""
+    workload: str | None = None
+    method: str = ""
+    path: str = ""
+    provider: str | None = None
+    model: str | None = None
+    stream: bool | None = None
+    # allow | deny | audit (would have been denied, let through by `mode: audit`) | error
+    verdict: str = "pending"
+    rule: str | None = None
+    reason: str = ""
+    status: int | None = None
+    policy_digest: str = ""
+    request_bytes: int = 0
+    response_bytes: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class Exchange:
+    """The state of one ext_proc stream (one HTTP request and its response)."""
+
+    def __init__(self, policy: Policy, config: ExchangeConfig | None = None) -> None:
+        # The policy is captured once: a reload mid-exchange must not change the
+        # rules halfway through one request.
+        self._policy = policy
+        self._config = config or ExchangeConfig()
+        self._request = _Request.EXPECT_HEADERS
+        self._response = _Response.EXPECT_HEADERS
+        self._closed = False
+        self._request_headers: Headers = ()
+        self._body = bytearray()
+        self._provider: Provider | None = None
+        self._identity: Identity | None = None
+        self.record = ExchangeRecord(policy_digest=policy.digest)
+
+    @property
+    def closed(self) -> bool:
+        """True once a local reply ended the exchange; Envoy sends nothing more after it."""
+        return self._closed
+
+    def receive(self, event: Event) -> list[Action]:
+        if self._closed:
+            raise ProtocolError(f"{type(event).__name__} after the exchange was answered")
+        if event.direction is REQUEST:
+            if isinstance(event, HeadersEvent):
+                return self._request_headers_event(event)
+            if isinstance(event, BodyEvent):
+                return self._request_body_event(event)
+            return self._request_trailers_event(event)
+        if isinstance(event, HeadersEvent):
+            return self._response_headers_event(event)
+        if isinstance(event, BodyEvent):
+            return self._response_body_event(event)
+        return self._response_trailers_event(event)
+
+    # --- request -------------------------------------------------------------
+
+    def _request_headers_event(self, event: HeadersEvent) -> list[Action]:
+        if self._request is not _Request.EXPECT_HEADERS:
+            raise ProtocolError("request headers received twice")
+        self._request_headers = event.headers
+        method = header_value(event.headers, ":method") or ""
+        path = header_value(event.headers, ":path") or ""
+        record = self.record
+        record.method, record.path = method, path
+
+        identity = resolve_identity(
+            _identity_inputs(event),
+            sources=self._policy.identity_sources,
+            trust_domain=self._policy.trust_domain,
+            trusted_proxies=self._policy.xfcc_trusted_proxies,
+        )
+        self._identity = identity
+        record.principal = identity.principal
+        record.identity_source = identity.source
+        record.identity_detail = identity.detail
+
+        decision = self._policy.decide(identity.principal, None)
+        record.workload = decision.workload.name if decision.workload else None
+        record.rule = decision.rule
+        self._provider = provider_for(method, path)
+        record.provider = self._provider.name if self._provider else None
+
+        if not decision.allowed and self._refuse_or_audit(decision.reason):
+            return [self._refuse(ErrorKind.PERMISSION_DENIED, decision.reason)]
+
+        if self._provider is None:
+            # Not an LLM call Weir understands: identity was enough, bytes flow.
+            self._settle("allow", decision.reason)
+            self._request = _Request.DONE if event.end_of_stream else _Request.PASSTHROUGH_BODY
+            return [ContinueHeaders(REQUEST)]
+
+        if event.end_of_stream:
+            return [self._refuse(ErrorKind.INVALID_REQUEST, "request body is empty; a JSON object is required")]
+        self._request = _Request.BUFFERING_BODY
+        return []
+
+    def _request_body_event(self, event: BodyEvent) -> list[Action]:
+        self.record.request_bytes += len(event.chunk)
+        if self._request is _Request.PASSTHROUGH_BODY:
+            if event.end_of_stream:
+                self._request = _Request.DONE
+            return [StreamBody(REQUEST, event.chunk, event.end_of_stream)]
+        if self._request is not _Request.BUFFERING_BODY:
+            raise ProtocolError(f"request body in state {self._request.name}")
+
+        if len(self._body) + len(event.chunk) > self._config.max_request_body:
+            return [
+                self._refuse(
+                    ErrorKind.TOO_LARGE,
+                    f"request body exceeds Weir's limit of {self._config.max_request_body} bytes",
+                )
+            ]
+        self._body += event.chunk
+        if not event.end_of_stream:
+            return []
+        return self._judge_request_body(end_of_stream=True)
+
+    def _request_trailers_event(self, event: TrailersEvent) -> list[Action]:
+        if self._request is _Request.PASSTHROUGH_BODY:
+            self._request = _Request.DONE
+            return [ContinueTrailers(REQUEST)]
+        if self._request is _Request.BUFFERING_BODY:
+            # Trailers, not a flagged body chunk, told us the body is complete.
+            actions = self._judge_request_body(end_of_stream=False)
+            if not self._closed:
+                actions.append(ContinueTrailers(REQUEST))
+            return actions
+        raise ProtocolError(f"request trailers in state {self._request.name}")
+
+    def _judge_request_body(self, *, end_of_stream: bool) -> list[Action]:
+        assert self._provider is not None and self._identity is not None
+        body = bytes(self._body)
+        self._body = bytearray()
+        try:
+            llm_request = self._provider.parse_request(body)
+        except BadRequestBody as exc:
+            return [self._refuse(ErrorKind.INVALID_REQUEST, str(exc))]
+        self.record.model = llm_request.model
+        self.record.stream = llm_request.stream
+
+        decision = self._policy.decide(self._identity.principal, llm_request.model)
+        self.record.rule = decision.rule
+        if not decision.allowed and self._refuse_or_audit(decision.reason):
+            return [self._refuse(ErrorKind.PERMISSION_DENIED, decision.reason)]
+        if self.record.verdict == "pending":
+            self._settle("allow", decision.reason)
+        self._request = _Request.DONE
+        return [ContinueHeaders(REQUEST), *_stream_chunks(REQUEST, body, end_of_stream)]
+
+    # --- response ------------------------------------------------------------
+
+    def _response_headers_event(self, event: HeadersEvent) -> list[Action]:
+        if self._response is not _Response.EXPECT_HEADERS:
+            raise ProtocolError("response headers received twice")
+        status = header_value(event.headers, ":status")
+        if status is not None and status.isdigit():
+            self.record.status = int(status)
+        self._response = _Response.DONE if event.end_of_stream else _Response.STREAMING_BODY
+        return [ContinueHeaders(RESPONSE)]
+
+    def _response_body_event(self, event: BodyEvent) -> list[Action]:
+        if self._response is not _Response.STREAMING_BODY:
+            raise ProtocolError(f"response body in state {self._response.name}")
+        self.record.response_bytes += len(event.chunk)
+        if event.end_of_stream:
+            self._response = _Response.DONE
+        return [StreamBody(RESPONSE, event.chunk, event.end_of_stream)]
+
+    def _response_trailers_event(self, event: TrailersEvent) -> list[Action]:
+        if self._response is not _Response.STREAMING_BODY:
+            raise ProtocolError(f"response trailers in state {self._response.name}")
+        self._response = _Response.DONE
+        return [ContinueTrailers(RESPONSE)]
+
+    # --- verdicts --------------------------------------------------------------
+
+    def _refuse_or_audit(self, reason: str) -> bool:
+        """True when the refusal must be enforced; in audit mode it is only recorded."""
+        if self._policy.enforcing:
+            return True
+        self._settle("audit", reason)
+        return False
+
+    def _settle(self, verdict: str, reason: str) -> None:
+        self.record.verdict = verdict
+        self.record.reason = reason
+
+    def _refuse(self, kind: ErrorKind, message: str) -> Respond:
+        path = header_value(self._request_headers, ":path") or ""
+        error_format = self._provider or error_format_for(path)
+        self._closed = True
+        self._request = _Request.DONE
+        self._settle("deny" if kind is ErrorKind.PERMISSION_DENIED else "error", message)
+        self.record.status = kind.status
+        return Respond(
+            status=kind.status,
+            body=error_format.error_body(kind, f"weir: {message}"),
+            headers=(("content-type", "application/json"), ("x-weir-verdict", self.record.verdict)),
+            details=f"weir_{kind.name.lower()}",
+        )
+
+
+def _stream_chunks(direction: Direction, body: bytes, end_of_stream: bool) -> list[StreamBody]:
+    """Split a body we emit ourselves into chunks of the size Envoy recommends for FDS."""
+    if len(body) <= MAX_EMITTED_CHUNK:
+        return [StreamBody(direction, body, end_of_stream)]
+    view = memoryview(body)
+    last = len(body) - 1
+    return [
+        StreamBody(
+            direction,
+            bytes(view[offset : offset + MAX_EMITTED_CHUNK]),
+            end_of_stream and offset + MAX_EMITTED_CHUNK > last,
+        )
+        for offset in range(0, len(body), MAX_EMITTED_CHUNK)
+    ]
+
+
+def _identity_inputs(event: HeadersEvent) -> IdentityInputs:
+    attributes = event.attributes
+    peer = attributes.get("connection.uri_san_peer_certificate")
+    namespace = service_account = None
+    node = attributes.get("xds.node")
+    if isinstance(node, dict):
+        metadata = node.get("metadata")
+        if isinstance(metadata, dict):
+            ns, sa = metadata.get("NAMESPACE"), metadata.get("SERVICE_ACCOUNT")
+            namespace = ns if isinstance(ns, str) else None
+            service_account = sa if isinstance(sa, str) else None
+    return IdentityInputs(
+        peer_uri_san=peer if isinstance(peer, str) and peer else None,
+        node_namespace=namespace,
+        node_service_account=service_account,
+        xfcc=header_value(event.headers, "x-forwarded-client-cert"),
+    )
