@@ -1,0 +1,460 @@
+"""The policy: its YAML document, strict validation, and the decisions it makes.
+
+This module owns three things:
+- the document schema (pydantic models with unknown keys forbidden) and the
+  semantic checks pydantic cannot express (globs must stay inside the trust
+  domain, unique workload names, trusted proxies when XFCC is used);
+- the loaded, immutable ``Policy`` value with its content digest;
+- the decision rule: workloads are tried in order and the first whose
+  identity patterns match decides; no match means ``defaultAction``.
+
+Every problem with a document becomes one ``PolicyError`` naming the file,
+the path inside the document and the reason, never a traceback. Audit mode is
+carried, not applied: ``decide`` says what the policy would do, and the caller
+records it and, in audit mode, lets the request through anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mesh.identity import UNAUTHENTICATED, XFCC
+from mesh.spiffe import SpiffeIdError, check_trust_domain, parse_spiffe_id
+
+DOCUMENT = "<document>"
+MAX_POLICY_BYTES = 1024 * 1024
+DIGEST_HEX_CHARS = 12
+
+ALLOW = "allow"
+DENY = "deny"
+ENFORCE = "enforce"
+AUDIT = "audit"
+DEFAULT_ACTION_RULE = "defaultAction"
+
+SCANNERS = ("secrets", "pii", "prompt-injection")
+ACTIONS = ("block", "redact", "audit")
+
+# Characters a SPIFFE ID path can contain, plus '/' and the glob star. A
+# pattern with anything else can never match and is almost surely a typo.
+_PATTERN_PATH_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_/*"
+)
+
+
+class PolicyError(Exception):
+    """A policy document that cannot be used: where and why."""
+
+    def __init__(self, file: str, path: str, reason: str) -> None:
+        super().__init__(f"{file}: {path}: {reason}")
+        self.file = file
+        self.path = path
+        self.reason = reason
+
+
+# --- the loaded policy -------------------------------------------------------
+
+
+def compile_glob(pattern: str) -> re.Pattern[str]:
+    """Only ``*`` is special: any run of characters, '/' included."""
+    body = ".*".join(re.escape(part) for part in pattern.split("*"))
+    return re.compile(body, re.DOTALL)
+
+
+@dataclass(frozen=True)
+class ScanRule:
+    scanner: str
+    action: str
+
+
+@dataclass(frozen=True)
+class WorkloadRule:
+    """One entry of ``workloads``: who it covers, which models, what to scan."""
+
+    name: str
+    match: tuple[str, ...]
+    models: tuple[str, ...] | None
+    request: tuple[ScanRule, ...] = ()
+    response: tuple[ScanRule, ...] = ()
+    _match_res: tuple[re.Pattern[str], ...] = field(
+        init=False, repr=False, compare=False, hash=False
+    )
+    _model_res: tuple[re.Pattern[str], ...] | None = field(
+        init=False, repr=False, compare=False, hash=False
+    )
+
+    def __post_init__(self) -> None:
+        # Compiled once per load; the per-request path only runs fullmatch.
+        object.__setattr__(self, "_match_res", tuple(compile_glob(p) for p in self.match))
+        object.__setattr__(
+            self,
+            "_model_res",
+            None if self.models is None else tuple(compile_glob(m) for m in self.models),
+        )
+
+    def matching_pattern(self, principal: str) -> str | None:
+        """The first ``match`` pattern that covers ``principal``, or None."""
+        for pattern, rx in zip(self.match, self._match_res, strict=True):
+            # A glob never stands for the unauthenticated principal: only the
+            # literal word does, so `*` cannot let anonymous callers in.
+            if principal == UNAUTHENTICATED:
+                if pattern == UNAUTHENTICATED:
+                    return pattern
+                continue
+            if rx.fullmatch(principal):
+                return pattern
+        return None
+
+    def matches_identity(self, principal: str) -> bool:
+        return self.matching_pattern(principal) is not None
+
+    def matching_model_pattern(self, model: str) -> str | None:
+        """The first ``models`` glob that covers ``model``; ``*`` when any is allowed."""
+        if self._model_res is None or self.models is None:
+            return "*"
+        for pattern, rx in zip(self.models, self._model_res, strict=True):
+            if rx.fullmatch(model):
+                return pattern
+        return None
+
+    def allows_model(self, model: str) -> bool:
+        return self.matching_model_pattern(model) is not None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the policy says about one principal (and model, once known)."""
+
+    allowed: bool
+    rule: str  # the workload name, or "defaultAction"
+    reason: str
+    workload: WorkloadRule | None
+
+
+@dataclass(frozen=True)
+class Policy:
+    trust_domain: str
+    default_action: str
+    mode: str
+    identity_sources: tuple[str, ...]
+    xfcc_trusted_proxies: tuple[str, ...]
+    workloads: tuple[WorkloadRule, ...]
+    source: str
+    digest: str  # short sha256 hex of the file bytes, to tell reloads apart in logs
+
+    @property
+    def enforcing(self) -> bool:
+        return self.mode == ENFORCE
+
+    def workload_for(self, principal: str) -> WorkloadRule | None:
+        """The first workload whose patterns match ``principal``."""
+        for workload in self.workloads:
+            if workload.matches_identity(principal):
+                return workload
+        return None
+
+    def decide(self, principal: str, model: str | None) -> Decision:
+        """Allow or deny; ``model=None`` means not yet known (header phase)."""
+        workload = self.workload_for(principal)
+        if workload is None:
+            allowed = self.default_action == ALLOW
+            return Decision(
+                allowed=allowed,
+                rule=DEFAULT_ACTION_RULE,
+                reason=f"no workload matches '{principal}'; defaultAction is {self.default_action}",
+                workload=None,
+            )
+        if model is None:
+            reason = f"identity matches workload '{workload.name}'; model not yet known"
+            return Decision(allowed=True, rule=workload.name, reason=reason, workload=workload)
+        model_pattern = workload.matching_model_pattern(model)
+        if model_pattern is None:
+            models = ", ".join(workload.models or ())
+            reason = f"model '{model}' is not in workload '{workload.name}' models [{models}]"
+            return Decision(allowed=False, rule=workload.name, reason=reason, workload=workload)
+        if workload.models is None:
+            reason = f"workload '{workload.name}' allows any model"
+        else:
+            reason = (
+                f"model '{model}' is allowed by workload '{workload.name}' "
+                f"(pattern '{model_pattern}')"
+            )
+        return Decision(allowed=True, rule=workload.name, reason=reason, workload=workload)
+
+    def request_rules(self, principal: str) -> tuple[ScanRule, ...]:
+        workload = self.workload_for(principal)
+        return workload.request if workload else ()
+
+    def response_rules(self, principal: str) -> tuple[ScanRule, ...]:
+        workload = self.workload_for(principal)
+        return workload.response if workload else ()
+
+
+# --- the document schema -----------------------------------------------------
+
+
+class _Strict(BaseModel):
+    # strict: YAML's loose typing (`no` is a bool, `1` an int) must not turn
+    # into a valid-looking string.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _ScanRuleDoc(_Strict):
+    scanner: Literal["secrets", "pii", "prompt-injection"]
+    action: Literal["block", "redact", "audit"]
+
+
+class _WorkloadDoc(_Strict):
+    name: str
+    match: list[str]
+    models: list[str] | None = None
+    request: list[_ScanRuleDoc] = Field(default_factory=list)
+    response: list[_ScanRuleDoc] = Field(default_factory=list)
+
+
+class _XfccDoc(_Strict):
+    trusted_proxies: list[str] = Field(default_factory=list, alias="trustedProxies")
+
+
+_SourceName = Literal["peer-certificate", "node-metadata", "xfcc"]
+
+
+def _default_sources() -> list[_SourceName]:
+    return ["peer-certificate"]
+
+
+class _PolicyDoc(_Strict):
+    trust_domain: str = Field(alias="trustDomain")
+    default_action: Literal["allow", "deny"] = Field(default="deny", alias="defaultAction")
+    mode: Literal["enforce", "audit"] = "enforce"
+    identity_sources: list[_SourceName] = Field(
+        default_factory=_default_sources, alias="identitySources"
+    )
+    xfcc: _XfccDoc = Field(default_factory=_XfccDoc)
+    workloads: list[_WorkloadDoc] = Field(default_factory=list)
+
+
+# --- loading -----------------------------------------------------------------
+
+
+def load_policy(path: str | os.PathLike[str]) -> Policy:
+    """Read and parse a policy file; any problem is a ``PolicyError``."""
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as fh:
+            data = fh.read(MAX_POLICY_BYTES + 1)
+    except OSError as exc:
+        raise PolicyError(source, DOCUMENT, f"cannot read file: {exc.strerror or exc}") from None
+    return parse_policy(data, source)
+
+
+def parse_policy(text: str | bytes, source: str = "<string>") -> Policy:
+    """Parse and validate a policy document; any problem is a ``PolicyError``."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyError(source, DOCUMENT, f"file larger than {MAX_POLICY_BYTES} bytes")
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(source, DOCUMENT, f"not UTF-8 text (byte {exc.start})") from None
+    digest = hashlib.sha256(raw).hexdigest()[:DIGEST_HEX_CHARS]
+
+    tree = _load_yaml(decoded, source)
+    if tree is None:
+        raise PolicyError(source, DOCUMENT, "the document is empty")
+    if not isinstance(tree, dict):
+        raise PolicyError(
+            source, DOCUMENT, f"expected a mapping at the top level, got {_yaml_type(tree)}"
+        )
+    try:
+        doc = _PolicyDoc.model_validate(tree)
+    except ValidationError as exc:
+        raise _from_validation_error(exc, source) from None
+    return _build(doc, source, digest)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate and non-string mapping keys.
+
+    PyYAML keeps the last of two equal keys silently; in a security policy
+    that hides the rule the author thinks is in force.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            mark = key_node.start_mark
+            where = f"line {mark.line + 1}, column {mark.column + 1}"
+            if not isinstance(key, str):
+                raise _KeyProblem(f"mapping key {key!r} at {where} is not a string")
+            if key in seen:
+                raise _KeyProblem(f"duplicate key '{key}' at {where}")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+class _KeyProblem(Exception):
+    pass
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    try:
+        # _StrictLoader is a SafeLoader: no arbitrary Python objects.
+        return yaml.load(text, Loader=_StrictLoader)
+    except _KeyProblem as exc:
+        raise PolicyError(source, DOCUMENT, str(exc)) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = ": ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise PolicyError(source, DOCUMENT, f"YAML syntax error{where}: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise PolicyError(source, DOCUMENT, f"YAML error: {exc}") from None
+    except RecursionError:
+        # PyYAML's composer recurses once per nesting level.
+        raise PolicyError(source, DOCUMENT, "the document is nested too deeply") from None
+
+
+def _yaml_type(value: object) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    return type(value).__name__
+
+
+def _format_path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or DOCUMENT
+
+
+def _from_validation_error(exc: ValidationError, source: str) -> PolicyError:
+    errors = exc.errors()
+    first = errors[0]
+    path = _format_path(first["loc"])
+    if first["type"] == "extra_forbidden":
+        reason = "unknown key"
+    elif first["type"] == "missing":
+        reason = "required key is missing"
+    else:
+        reason = first["msg"]
+        if isinstance(first.get("input"), bool):
+            # YAML 1.1 reads unquoted yes/no/on/off as booleans; say so, or
+            # "defaultAction: no" gets a baffling message.
+            reason += " (YAML read an unquoted value as a boolean; quote it)"
+    if len(errors) > 1:
+        more = len(errors) - 1
+        reason += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return PolicyError(source, path, reason)
+
+
+def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
+    def fail(path: str, reason: str) -> PolicyError:
+        return PolicyError(source, path, reason)
+
+    try:
+        check_trust_domain(doc.trust_domain)
+    except SpiffeIdError as exc:
+        raise fail("trustDomain", f"not a valid trust domain: {exc.reason}") from None
+    td = doc.trust_domain
+
+    if not doc.identity_sources:
+        raise fail("identitySources", "must list at least one source")
+    for i, name in enumerate(doc.identity_sources):
+        if name in doc.identity_sources[:i]:
+            raise fail(f"identitySources[{i}]", f"source '{name}' is listed twice")
+
+    for i, proxy in enumerate(doc.xfcc.trusted_proxies):
+        try:
+            parsed = parse_spiffe_id(proxy)
+        except SpiffeIdError as exc:
+            raise fail(f"xfcc.trustedProxies[{i}]", f"not a SPIFFE ID: {exc.reason}") from None
+        if not parsed.path:
+            raise fail(f"xfcc.trustedProxies[{i}]", "a proxy identity needs a path")
+    if XFCC in doc.identity_sources and not doc.xfcc.trusted_proxies:
+        raise fail(
+            "xfcc.trustedProxies",
+            "must list at least one proxy SPIFFE ID when identitySources includes xfcc",
+        )
+
+    workloads: list[WorkloadRule] = []
+    first_index: dict[str, int] = {}
+    for i, w in enumerate(doc.workloads):
+        here = f"workloads[{i}]"
+        if not w.name.strip():
+            raise fail(f"{here}.name", "must not be empty")
+        if w.name in first_index:
+            raise fail(
+                f"{here}.name",
+                f"duplicate workload name '{w.name}' (first at workloads[{first_index[w.name]}])",
+            )
+        first_index[w.name] = i
+        if not w.match:
+            raise fail(f"{here}.match", "must list at least one identity pattern")
+        for j, pattern in enumerate(w.match):
+            problem = _match_pattern_problem(pattern, td)
+            if problem:
+                raise fail(f"{here}.match[{j}]", problem)
+        if w.models is not None:
+            if not w.models:
+                raise fail(f"{here}.models", "must not be empty; omit the key to allow any model")
+            for j, model in enumerate(w.models):
+                if not model:
+                    raise fail(f"{here}.models[{j}]", "must not be empty")
+        for direction, rules in (("request", w.request), ("response", w.response)):
+            for j, rule in enumerate(rules):
+                if any(r.scanner == rule.scanner for r in rules[:j]):
+                    raise fail(
+                        f"{here}.{direction}[{j}].scanner",
+                        f"scanner '{rule.scanner}' is listed twice",
+                    )
+        workloads.append(
+            WorkloadRule(
+                name=w.name,
+                match=tuple(w.match),
+                models=None if w.models is None else tuple(w.models),
+                request=tuple(ScanRule(r.scanner, r.action) for r in w.request),
+                response=tuple(ScanRule(r.scanner, r.action) for r in w.response),
+            )
+        )
+
+    return Policy(
+        trust_domain=td,
+        default_action=doc.default_action,
+        mode=doc.mode,
+        identity_sources=tuple(doc.identity_sources),
+        xfcc_trusted_proxies=tuple(doc.xfcc.trusted_proxies),
+        workloads=tuple(workloads),
+        source=source,
+        digest=digest,
+    )
+
+
+def _match_pattern_problem(pattern: str, trust_domain: str) -> str | None:
+    if pattern == UNAUTHENTICATED:
+        return None
+    prefix = f"spiffe://{trust_domain}/"
+    if not pattern.startswith(prefix):
+        return f"must start with '{prefix}' or be exactly '{UNAUTHENTICATED}'"
+    rest = pattern[len(prefix) :]
+    if not rest:
+        return "needs a path after the trust domain (use '*' for any workload)"
+    for ch in rest:
+        if ch not in _PATTERN_PATH_CHARS:
+            return f"character {ch!r} cannot appear in a SPIFFE ID"
+    return None
