@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -36,7 +36,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
 
 
-def _warmups() -> list[object]:
+def _warmups() -> list[Callable[[], object]]:
     """JIT warm-up of the scanner kernels, run before the server reports ready."""
     try:
         from extproc.scanner import warm_up

@@ -15,7 +15,7 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import grpc
 from aiohttp import web
@@ -38,7 +38,7 @@ class ServeConfig:
     policy_path: str
     grpc_listen: str
     admin_listen: str
-    exchange: ExchangeConfig = ExchangeConfig()
+    exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     reload_interval: float = 1.0
     drain_grace: float = 20.0
 
@@ -49,7 +49,7 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         self._metrics = metrics
         self._config = config
 
-    async def Process(  # noqa: N802 - the gRPC method name
+    async def Process(
         self,
         request_iterator: AsyncIterator[wire.ProcessingRequest],
         context: grpc.aio.ServicerContext,
@@ -168,8 +168,7 @@ class WeirServer:
         site = web.TCPSite(runner, host, port)
         await site.start()
         self._admin = runner
-        sockets = site._server.sockets if site._server else ()  # noqa: SLF001
-        self.admin_port = sockets[0].getsockname()[1] if sockets else port
+        self.admin_port = int(runner.addresses[0][1]) if runner.addresses else port
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.Response(text="ok\n")

@@ -38,7 +38,14 @@ from extproc.events import (
     TrailersEvent,
     header_value,
 )
-from extproc.llm import BadRequestBody, ErrorKind, Provider, error_format_for, provider_for
+from extproc.llm import (
+    EMPTY_BODY_REASON,
+    BadRequestBody,
+    ErrorKind,
+    Provider,
+    error_format_for,
+    provider_for,
+)
 from mesh.identity import Identity, IdentityInputs, resolve_identity
 from mesh.policy import Policy
 
@@ -174,7 +181,7 @@ class Exchange:
             return [ContinueHeaders(REQUEST)]
 
         if event.end_of_stream:
-            return [self._refuse(ErrorKind.INVALID_REQUEST, "request body is empty; a JSON object is required")]
+            return [self._refuse(ErrorKind.INVALID_REQUEST, EMPTY_BODY_REASON)]
         self._request = _Request.BUFFERING_BODY
         return []
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from extproc.llm.anthropic_messages import AnthropicMessages
-from extproc.llm.base import BadRequestBody, ErrorKind, LlmRequest, Provider
+from extproc.llm.base import EMPTY_BODY_REASON, BadRequestBody, ErrorKind, LlmRequest, Provider
 from extproc.llm.openai_chat import OpenAIChatCompletions
 
 PROVIDERS: tuple[Provider, ...] = (OpenAIChatCompletions(), AnthropicMessages())
@@ -35,6 +35,7 @@ def error_format_for(path: str) -> Provider:
 
 
 __all__ = [
+    "EMPTY_BODY_REASON",
     "PROVIDERS",
     "BadRequestBody",
     "ErrorKind",

@@ -66,10 +66,13 @@ def _json_depth_exceeds(text: str, limit: int) -> bool:
     return False
 
 
+EMPTY_BODY_REASON = "request body is empty; a JSON object is required"
+
+
 def parse_json_object(body: bytes) -> dict[str, object]:
     """Strict UTF-8 JSON object, or BadRequestBody naming what is wrong (never the content)."""
     if not body:
-        raise BadRequestBody("request body is empty; a JSON object is required")
+        raise BadRequestBody(EMPTY_BODY_REASON)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
