@@ -145,6 +145,8 @@ class MeshSandbox:
     policy_text: str = SANDBOX_POLICY
     workloads: Mapping[str, str] = field(default_factory=lambda: dict(SANDBOX_WORKLOADS))
     request_attributes: Sequence[str] = ("connection.uri_san_peer_certificate",)
+    # Istio's NAMESPACE / SERVICE_ACCOUNT node metadata, for the node-metadata identity source.
+    node_metadata: Mapping[str, str] | None = None
     startup_timeout: float = 90.0  # the first start JIT-compiles the scanner kernels
 
     def __post_init__(self) -> None:
@@ -231,6 +233,7 @@ class MeshSandbox:
             server_cert_path=self.pki.server_cert,
             server_key_path=self.pki.server_key,
             request_attributes=self.request_attributes,
+            node_metadata=self.node_metadata,
         )
         config_path = self.workdir / "envoy.yaml"
         config_path.write_text(render_yaml(bootstrap))

@@ -8,6 +8,7 @@ This module also translates between the wire and Weir's own vocabulary
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from envoy.config.core.v3 import base_pb2
@@ -15,7 +16,7 @@ from envoy.service.auth.v3 import external_auth_pb2, external_auth_pb2_grpc
 from envoy.service.ext_proc.v3 import external_processor_pb2 as ext_proc_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as ext_proc_grpc
 from envoy.type.v3 import http_status_pb2
-from google.protobuf import json_format
+from google.protobuf import json_format, text_format
 
 from extproc.events import (
     Action,
@@ -60,7 +61,29 @@ def _headers(header_map: base_pb2.HeaderMap) -> Headers:
 def _attributes(request: ext_proc_pb2.ProcessingRequest) -> dict[str, object]:
     if EXT_PROC_ATTRIBUTE_NAMESPACE not in request.attributes:
         return {}
-    return json_format.MessageToDict(request.attributes[EXT_PROC_ATTRIBUTE_NAMESPACE])
+    attributes = json_format.MessageToDict(request.attributes[EXT_PROC_ATTRIBUTE_NAMESPACE])
+    node = attributes.get("xds.node")
+    if isinstance(node, str):
+        attributes["xds.node"] = node_from_text(node)
+    return attributes
+
+
+@functools.lru_cache(maxsize=16)
+def node_from_text(text: str) -> dict[str, object]:
+    """`xds.node` as a dict; Envoy 1.40 sends it as the Node message in protobuf *text* format.
+
+    The text is the same on every request of one proxy (and several KB long,
+    listing every extension), so it is parsed once and cached. Unparseable
+    text yields an empty dict: the node-metadata source then finds nothing
+    and the caller is unauthenticated, which fails closed.
+    """
+    node = base_pb2.Node()
+    try:
+        text_format.Parse(text, node, allow_unknown_field=True)
+    except text_format.ParseError:
+        return {}
+    return {"id": node.id, "cluster": node.cluster,
+            "metadata": json_format.MessageToDict(node.metadata)}
 
 
 def decode_request(request: ext_proc_pb2.ProcessingRequest) -> Event:

@@ -94,3 +94,35 @@ def test_a_certificate_from_another_ca_is_refused_by_envoys_tls(
     with pytest.raises(openai.APIConnectionError):
         client.chat.completions.create(model="gpt-4o", messages=PROMPT)
     assert mesh.upstream_requests() == []
+
+
+NODE_POLICY = f"""
+trustDomain: {TRUST_DOMAIN}
+defaultAction: deny
+identitySources: [node-metadata]
+workloads:
+  - name: payments-checkout
+    match: ["{CHECKOUT}"]
+    models: ["gpt-4o"]
+"""
+
+
+@pytest.fixture(scope="module")
+def outbound_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshSandbox]:
+    """Envoy as checkout's own outbound sidecar: identity is the proxy's node metadata."""
+    with MeshSandbox(
+        tmp_path_factory.mktemp("outbound"),
+        policy_text=NODE_POLICY,
+        request_attributes=("xds.node",),
+        node_metadata={"NAMESPACE": "payments", "SERVICE_ACCOUNT": "checkout"},
+    ) as running:
+        yield running
+
+
+def test_node_metadata_identity_is_the_proxys_own_workload(outbound_mesh: MeshSandbox) -> None:
+    # Whatever certificate reaches the listener, the sidecar speaks for its own workload.
+    client = outbound_mesh.openai_client("etl")
+    assert client.chat.completions.create(model="gpt-4o", messages=PROMPT).choices
+    with pytest.raises(openai.PermissionDeniedError) as raised:
+        client.chat.completions.create(model="gpt-5", messages=PROMPT)
+    assert "payments-checkout" in raised.value.message
