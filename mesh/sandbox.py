@@ -319,8 +319,9 @@ def run_sandbox(workdir: str | None = None, keep: bool = False) -> int:
     own_dir = workdir is None
     path = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="weir-sandbox-"))
     sandbox = MeshSandbox(path)
-    # SIGTERM should unwind like Ctrl-C so that the children are stopped.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM, and SIGINT even where a shell started us with it ignored, unwind like
+    # Ctrl-C so that the children are stopped.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         print(f"Starting the Weir sandbox in {path} (CA, SPIFFE certs, upstream, Weir, Envoy)...")
         with sandbox:
@@ -332,6 +333,7 @@ def run_sandbox(workdir: str | None = None, keep: bool = False) -> int:
         print(f"weir sandbox: {exc}", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if own_dir and not keep:
             shutil.rmtree(path, ignore_errors=True)

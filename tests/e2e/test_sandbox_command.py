@@ -1,0 +1,52 @@
+"""`weir sandbox` (what `make demo` runs), as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+WEIR = shutil.which("weir") or str(Path(sys.executable).parent / "weir")
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline and "pytest" not in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def test_the_sandbox_tour_runs_and_exits_zero(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [WEIR, "sandbox", "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=180
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ALLOWED" in result.stdout and "DENIED" in result.stdout
+    assert "PermissionDeniedError" in result.stdout
+    assert "All stops behaved as expected." in result.stdout
+    assert processes_mentioning(str(tmp_path)) == []
+
+
+def test_interrupting_the_sandbox_stops_everything_it_started(tmp_path: Path) -> None:
+    child = subprocess.Popen(
+        [WEIR, "sandbox", "--workdir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (tmp_path / "envoy.log").exists():
+        time.sleep(0.05)
+    assert (tmp_path / "envoy.log").exists(), "the sandbox never started Envoy"
+    child.send_signal(signal.SIGINT)
+    output, _ = child.communicate(timeout=60)
+    assert child.returncode == 130, output
+    assert "stopping the sandbox" in output
+    assert processes_mentioning(str(tmp_path)) == []
