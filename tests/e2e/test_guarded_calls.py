@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import anthropic
 import openai
@@ -136,3 +137,29 @@ def test_a_body_over_the_8_mib_limit_gets_a_413_in_the_providers_format(
     assert response.status_code == 413
     assert response.json()["error"]["type"] == "request_too_large"
     assert mesh.upstream_requests() == []
+
+
+def test_a_slowly_uploaded_prompt_outlasting_the_message_timeout_is_still_judged(
+    mesh: MeshSandbox,
+) -> None:
+    """Pins an Envoy 1.40 fact the design relies on: in FULL_DUPLEX_STREAMED the
+    2 s message_timeout does not fire while Weir withholds the headers response
+    and the body trickles in."""
+    body = json.dumps({"model": "gpt-4o", "messages": echo_messages("slow")}).encode()
+
+    def trickle():
+        for i in range(0, len(body), 8):
+            yield body[i : i + 8]
+            time.sleep(0.3)
+
+    with openai.DefaultHttpxClient(verify=mesh.ssl_context("checkout")) as http:
+        started = time.monotonic()
+        response = http.post(
+            f"{mesh.envoy_url}/v1/chat/completions",
+            content=trickle(),
+            headers={"content-type": "application/json"},
+            timeout=60,
+        )
+    assert time.monotonic() - started > 2.0
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "slow"
