@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 from extproc.llm.anthropic_messages import AnthropicMessages
-from extproc.llm.base import EMPTY_BODY_REASON, BadRequestBody, ErrorKind, LlmRequest, Provider
+from extproc.llm.base import (
+    EMPTY_BODY_REASON,
+    BadRequestBody,
+    BadResponseBody,
+    Channel,
+    Delta,
+    ErrorKind,
+    LlmRequest,
+    Locator,
+    Provider,
+    StreamEvent,
+    TextPart,
+    Usage,
+    parse_json_object,
+    parse_response_body,
+)
 from extproc.llm.openai_chat import OpenAIChatCompletions
+from extproc.llm.openai_responses import OpenAIResponses
 
-PROVIDERS: tuple[Provider, ...] = (OpenAIChatCompletions(), AnthropicMessages())
+PROVIDERS: tuple[Provider, ...] = (OpenAIChatCompletions(), OpenAIResponses(), AnthropicMessages())
 
 # Refusals on paths no adapter knows still need a body; OpenAI's shape is what most
 # OpenAI-compatible clients (and curl users) expect.
@@ -37,10 +53,22 @@ def error_format_for(path: str) -> Provider:
 __all__ = [
     "EMPTY_BODY_REASON",
     "PROVIDERS",
+    "AnthropicMessages",
     "BadRequestBody",
+    "BadResponseBody",
+    "Channel",
+    "Delta",
     "ErrorKind",
     "LlmRequest",
+    "Locator",
+    "OpenAIChatCompletions",
+    "OpenAIResponses",
     "Provider",
+    "StreamEvent",
+    "TextPart",
+    "Usage",
     "error_format_for",
+    "parse_json_object",
+    "parse_response_body",
     "provider_for",
 ]

@@ -1,10 +1,58 @@
-"""Anthropic Messages (`POST /v1/messages`)."""
+"""Anthropic Messages (`POST /v1/messages`): shapes of requests, stream events, errors.
+
+Text the scanner sees:
+
+- request (``request_texts``): ``system`` (a string or text blocks); each message's
+  ``content`` (a string or blocks): ``text`` blocks, every string inside a ``tool_use``
+  block's ``input`` object (kind ``tool_arguments``), ``tool_result`` content (a string
+  or text blocks), and plain-text ``document`` sources. ``thinking`` blocks are not
+  scanned: they carry a signature the API checks, so they could not be redacted anyway.
+- stream (``read_event``), one channel per content block index:
+  ``("text", index)`` for ``text_delta`` and ``("tool_input", index)`` for
+  ``input_json_delta`` (the tool input's JSON source, in pieces). A text block's
+  ``content_block_start`` carries its initial ``text`` (normally "") as a snapshot.
+  Thinking, signature and citation deltas are passed through unscanned.
+- non-streamed response (``response_texts``): ``content[]`` text blocks and string
+  leaves of ``tool_use`` inputs.
+
+Usage: ``message_start`` carries ``message.usage`` (``input_tokens`` and a first
+``output_tokens``), ``message_delta`` the running ``output_tokens``; `Usage.merged`
+keeps the latest of each. ``message_stop`` is the terminal event.
+
+In-band error (``error_events``): ``event: error`` with
+``{"type": "error", "error": {"type": ..., "message": ...}}``. The real API closes the
+stream after an error event without a ``message_stop``, so that one event is the whole
+ending: the caller then ends the body. The anthropic SDK (2.x, ``_streaming.Stream``)
+raises ``anthropic.APIStatusError`` (the class chosen by the HTTP status, 200 here, so
+the base class) carrying the JSON body, when it reads an SSE event named ``error``
+(verified in tests/unit/llm/test_sdk_errors.py). Its error object has no code field,
+so ``code`` is not sent; put what the client must know in the message.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
-from extproc.llm.base import ErrorKind, LlmRequest, parse_json_object, read_model_and_stream
+from extproc.llm.base import (
+    Channel,
+    ErrorKind,
+    JsonAdapter,
+    StreamEvent,
+    StreamTexts,
+    TextPart,
+    Usage,
+    add_string,
+    as_dict,
+    as_int,
+    as_list,
+    dig,
+    dump_json_text,
+    line_ending_of,
+    payload_of,
+    strings_under,
+)
+from extproc.sse import SseEvent
 
 # Anthropic's documented error types, see its "Errors" page.
 _ERROR_TYPES = {
@@ -15,18 +63,147 @@ _ERROR_TYPES = {
     ErrorKind.UNAVAILABLE: "api_error",
 }
 
+_ROLE_KINDS = {"user": "message", "assistant": "assistant"}
 
-class AnthropicMessages:
+_DELTA_FIELDS = {"text_delta": ("text", "text"), "input_json_delta": ("tool_input", "partial_json")}
+_CHANNEL_DELTAS = {
+    "text": ("text_delta", "text"),
+    "tool_input": ("input_json_delta", "partial_json"),
+}
+
+
+class AnthropicMessages(JsonAdapter):
     name = "anthropic.messages"
     path = "/v1/messages"
-
-    def matches(self, method: str, path: str) -> bool:
-        return method == "POST" and path == self.path
-
-    def parse_request(self, body: bytes) -> LlmRequest:
-        return read_model_and_stream(parse_json_object(body))
 
     def error_body(self, kind: ErrorKind, message: str) -> bytes:
         return json.dumps(
             {"type": "error", "error": {"type": _ERROR_TYPES[kind], "message": message}}
         ).encode()
+
+    # -- requests
+
+    def request_texts(self, document: Mapping[str, object]) -> list[TextPart]:
+        out: list[TextPart] = []
+        system = document.get("system")
+        if isinstance(system, str):
+            out.append(TextPart(("system",), system, "system"))
+        else:
+            _blocks(system, ("system",), "system", out)
+        for i, message in enumerate(as_list(document.get("messages"))):
+            role = dig(message, "role")
+            kind = _ROLE_KINDS.get(role, "message") if isinstance(role, str) else "message"
+            content = dig(message, "content")
+            if isinstance(content, str):
+                out.append(TextPart(("messages", i, "content"), content, kind))
+            else:
+                _blocks(content, ("messages", i, "content"), kind, out)
+        return out
+
+    # -- non-streamed responses
+
+    def response_texts(self, document: Mapping[str, object]) -> list[TextPart]:
+        out: list[TextPart] = []
+        _blocks(document.get("content"), ("content",), "output", out)
+        return out
+
+    def _document_usage(self, document: Mapping[str, object]) -> Usage | None:
+        return _usage(document.get("usage"))
+
+    # -- streamed responses
+
+    def read_event(self, event: SseEvent) -> StreamEvent:
+        texts = StreamTexts()
+        payload = payload_of(event, "anthropic stream event")
+        if payload is None:
+            return texts.view(event, None)
+        kind = payload.get("type", event.event)
+        if kind == "content_block_delta":
+            index = as_int(payload.get("index"))
+            delta = as_dict(payload.get("delta"))
+            delta_type = dig(delta, "type")
+            fields = _DELTA_FIELDS.get(delta_type) if isinstance(delta_type, str) else None
+            if delta is not None and fields is not None and index is not None:
+                channel_kind, key = fields
+                texts.delta((channel_kind, index), delta.get(key), ("delta", key))
+            return texts.view(event, payload)
+        if kind == "content_block_start":
+            index = as_int(payload.get("index"))
+            block = as_dict(payload.get("content_block"))
+            if block is not None and block.get("type") == "text" and index is not None:
+                texts.snapshot(("text", index), block.get("text"), ("content_block", "text"))
+            return texts.view(event, payload)
+        if kind == "message_start":
+            return texts.view(event, payload, usage=_usage(dig(payload, "message", "usage")))
+        if kind == "message_delta":
+            return texts.view(event, payload, usage=_usage(payload.get("usage")))
+        if kind == "message_stop":
+            return texts.view(event, payload, terminal=True)
+        if kind == "error" or event.event == "error":
+            message = dig(payload, "error", "message")
+            error = message if isinstance(message, str) else "upstream stream error"
+            return texts.view(event, payload, error=error)
+        return texts.view(event, payload)
+
+    def event_with_text(
+        self, template: SseEvent | StreamEvent, channel: Channel, text: str
+    ) -> SseEvent:
+        """A ``content_block_delta`` carrying `text` for `channel` (any template will do)."""
+        view = self.view(template)
+        shape = _CHANNEL_DELTAS.get(str(channel[0]))
+        if shape is None or len(channel) != 2:
+            raise KeyError(f"not an Anthropic messages channel: {channel!r}")
+        delta_type, key = shape
+        payload = {
+            "type": "content_block_delta",
+            "index": channel[1],
+            "delta": {"type": delta_type, key: text},
+        }
+        return SseEvent.build(
+            dump_json_text(payload), event="content_block_delta", line_ending=view.sse.line_ending
+        )
+
+    def error_events(
+        self,
+        message: str,
+        code: str,
+        *,
+        first: StreamEvent | None = None,
+        last: StreamEvent | None = None,
+        kind: ErrorKind = ErrorKind.PERMISSION_DENIED,
+    ) -> list[SseEvent]:
+        """One ``event: error``; the SDK raises anthropic.APIStatusError on reading it."""
+        payload = {"type": "error", "error": {"type": _ERROR_TYPES[kind], "message": message}}
+        return [
+            SseEvent.build(
+                dump_json_text(payload), event="error", line_ending=line_ending_of(last, first)
+            )
+        ]
+
+
+def _usage(value: object) -> Usage | None:
+    usage = as_dict(value)
+    if usage is None:
+        return None
+    return Usage(
+        input_tokens=as_int(usage.get("input_tokens")),
+        output_tokens=as_int(usage.get("output_tokens")),
+    )
+
+
+def _blocks(content: object, base: tuple[str | int, ...], kind: str, out: list[TextPart]) -> None:
+    for j, block in enumerate(as_list(content)):
+        block_type = dig(block, "type")
+        path = (*base, j)
+        if block_type == "text":
+            add_string(out, dig(block, "text"), (*path, "text"), kind)
+        elif block_type in ("tool_use", "server_tool_use"):
+            strings_under(dig(block, "input"), (*path, "input"), "tool_arguments", out)
+        elif block_type == "tool_result":
+            inner = dig(block, "content")
+            if isinstance(inner, str):
+                out.append(TextPart((*path, "content"), inner, "tool_result"))
+            else:
+                _blocks(inner, (*path, "content"), "tool_result", out)
+        elif block_type == "document" and dig(block, "source", "type") == "text":
+            add_string(out, dig(block, "source", "data"), (*path, "source", "data"), "document")

@@ -1,10 +1,57 @@
-"""OpenAI Chat Completions (`POST /v1/chat/completions`)."""
+"""OpenAI Chat Completions (`POST /v1/chat/completions`): shapes of requests, chunks, errors.
+
+Text the scanner sees:
+
+- request (``request_texts``): every message's ``content`` (a string, or ``text`` /
+  ``refusal`` parts), an assistant's ``refusal``, the ``function.arguments`` of each
+  ``tool_calls`` entry and of a legacy ``function_call`` in history, tool results
+  (``role: tool`` content). Images, audio and files are not text and are not scanned.
+- stream (``read_event``), one channel per growing text:
+  ``("content", choice)``, ``("refusal", choice)``,
+  ``("tool_arguments", choice, tool_call_index)``, ``("function_call", choice)``.
+  Choice and tool call numbers are the ``index`` fields, not list positions.
+- non-streamed response (``response_texts``): ``choices[].message`` likewise.
+
+``data: [DONE]`` is the terminal event. ``usage`` (``prompt_tokens``,
+``completion_tokens``) arrives on the last chunk when the request set
+``stream_options.include_usage``; other chunks carry ``"usage": null``.
+
+Continuation events (``event_with_text``) carry only the text: no ``role``, tool call
+``id``/``type``/``name``, ``finish_reason``, ``logprobs`` or ``usage``. The SDK's
+stream helper concatenates every string it sees in a delta, so repeating a role or a
+tool name would corrupt the accumulated message.
+
+In-band error (``error_events``): ``data: {"error": {...}}`` then ``data: [DONE]``.
+The openai SDK (3.x, ``_streaming.Stream``) raises ``openai.APIError`` with the
+error's message as soon as it reads an event whose JSON has a truthy ``error`` key,
+before it yields anything from it (verified in tests/unit/llm/test_sdk_errors.py).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
-from extproc.llm.base import ErrorKind, LlmRequest, parse_json_object, read_model_and_stream
+from extproc.llm.base import (
+    BadResponseBody,
+    Channel,
+    ErrorKind,
+    JsonAdapter,
+    StreamEvent,
+    StreamTexts,
+    TextPart,
+    Usage,
+    add_string,
+    as_dict,
+    as_int,
+    as_list,
+    dig,
+    dump_json_text,
+    line_ending_of,
+    payload_of,
+    template_payload,
+)
+from extproc.sse import SseEvent
 
 # The `type` strings OpenAI uses in its error objects; the SDK picks its exception
 # class from the HTTP status, the type is for humans and logs.
@@ -24,16 +71,21 @@ _ERROR_CODES = {
     ErrorKind.UNAVAILABLE: "weir_unavailable",
 }
 
+_ROLE_KINDS = {
+    "system": "system",
+    "developer": "system",
+    "user": "message",
+    "assistant": "assistant",
+    "tool": "tool_result",
+    "function": "tool_result",
+}
 
-class OpenAIChatCompletions:
+_DONE = "[DONE]"
+
+
+class OpenAIChatCompletions(JsonAdapter):
     name = "openai.chat_completions"
     path = "/v1/chat/completions"
-
-    def matches(self, method: str, path: str) -> bool:
-        return method == "POST" and path == self.path
-
-    def parse_request(self, body: bytes) -> LlmRequest:
-        return read_model_and_stream(parse_json_object(body))
 
     def error_body(self, kind: ErrorKind, message: str) -> bytes:
         return json.dumps(
@@ -46,3 +98,158 @@ class OpenAIChatCompletions:
                 }
             }
         ).encode()
+
+    # -- requests
+
+    def request_texts(self, document: Mapping[str, object]) -> list[TextPart]:
+        out: list[TextPart] = []
+        for i, message in enumerate(as_list(document.get("messages"))):
+            msg = as_dict(message)
+            if msg is None:
+                continue
+            role = msg.get("role")
+            kind = _ROLE_KINDS.get(role, "message") if isinstance(role, str) else "message"
+            _message_texts(msg, ("messages", i), kind, out)
+        return out
+
+    # -- non-streamed responses
+
+    def response_texts(self, document: Mapping[str, object]) -> list[TextPart]:
+        out: list[TextPart] = []
+        for i, choice in enumerate(as_list(document.get("choices"))):
+            message = as_dict(dig(choice, "message"))
+            if message is not None:
+                _message_texts(message, ("choices", i, "message"), "output", out)
+        return out
+
+    def _document_usage(self, document: Mapping[str, object]) -> Usage | None:
+        return _usage(document.get("usage"))
+
+    # -- streamed responses
+
+    def read_event(self, event: SseEvent) -> StreamEvent:
+        texts = StreamTexts()
+        if event.data is not None and event.data.startswith(_DONE):
+            # The SDK stops at any data starting with [DONE]; so does Weir.
+            return texts.view(event, None, terminal=True)
+        payload = payload_of(event, "chat completion chunk")
+        if payload is None:
+            return texts.view(event, None)
+        error = as_dict(payload.get("error"))
+        if payload.get("error"):
+            message = error.get("message") if error is not None else None
+            return texts.view(
+                event,
+                payload,
+                error=message if isinstance(message, str) else "upstream stream error",
+            )
+        choices = payload.get("choices", [])
+        if not isinstance(choices, list):
+            raise BadResponseBody("chat completion chunk 'choices' must be a list")
+        for position, choice in enumerate(choices):
+            entry = as_dict(choice)
+            if entry is None:
+                raise BadResponseBody("chat completion chunk choice must be an object")
+            delta = as_dict(entry.get("delta"))
+            if delta is None:
+                continue
+            number = _index(entry, position)
+            base = ("choices", position, "delta")
+            texts.delta(("content", number), delta.get("content"), (*base, "content"))
+            texts.delta(("refusal", number), delta.get("refusal"), (*base, "refusal"))
+            for t_position, call in enumerate(as_list(delta.get("tool_calls"))):
+                call_dict = as_dict(call)
+                if call_dict is None:
+                    continue
+                function = as_dict(call_dict.get("function"))
+                if function is not None:
+                    texts.delta(
+                        ("tool_arguments", number, _index(call_dict, t_position)),
+                        function.get("arguments"),
+                        (*base, "tool_calls", t_position, "function", "arguments"),
+                    )
+            legacy = as_dict(delta.get("function_call"))
+            if legacy is not None:
+                texts.delta(
+                    ("function_call", number),
+                    legacy.get("arguments"),
+                    (*base, "function_call", "arguments"),
+                )
+        return texts.view(event, payload, usage=_usage(payload.get("usage")))
+
+    def event_with_text(
+        self, template: SseEvent | StreamEvent, channel: Channel, text: str
+    ) -> SseEvent:
+        """A chunk like `template` (id, model, created ...) carrying only `text` for `channel`."""
+        view = self.view(template)
+        payload = template_payload(view)
+        kind, number = channel[0], channel[1]
+        delta: dict[str, object]
+        if kind == "content" or kind == "refusal":
+            delta = {kind: text}
+        elif kind == "tool_arguments":
+            delta = {"tool_calls": [{"index": channel[2], "function": {"arguments": text}}]}
+        elif kind == "function_call":
+            delta = {"function_call": {"arguments": text}}
+        else:
+            raise KeyError(f"not an OpenAI chat channel: {channel!r}")
+        choice: dict[str, object] = {"index": number, "delta": delta, "finish_reason": None}
+        new = {key: value for key, value in payload.items() if key not in ("choices", "usage")}
+        new["choices"] = [choice]
+        if "usage" in payload:
+            new["usage"] = None
+        return view.sse.with_data(dump_json_text(new))
+
+    def error_events(
+        self,
+        message: str,
+        code: str,
+        *,
+        first: StreamEvent | None = None,
+        last: StreamEvent | None = None,
+        kind: ErrorKind = ErrorKind.PERMISSION_DENIED,
+    ) -> list[SseEvent]:
+        """``data: {"error": ...}`` and ``data: [DONE]``: the SDK raises openai.APIError."""
+        eol = line_ending_of(last, first)
+        error = {"message": message, "type": _ERROR_TYPES[kind], "param": None, "code": code}
+        return [
+            SseEvent.build(json.dumps({"error": error}), line_ending=eol),
+            SseEvent.build(_DONE, line_ending=eol),
+        ]
+
+
+def _index(entry: Mapping[str, object], position: int) -> int:
+    number = as_int(entry.get("index"))
+    return position if number is None else number
+
+
+def _usage(value: object) -> Usage | None:
+    usage = as_dict(value)
+    if usage is None:
+        return None
+    return Usage(
+        input_tokens=as_int(usage.get("prompt_tokens")),
+        output_tokens=as_int(usage.get("completion_tokens")),
+    )
+
+
+def _message_texts(
+    message: Mapping[str, object], base: tuple[str | int, ...], kind: str, out: list[TextPart]
+) -> None:
+    content = message.get("content")
+    if isinstance(content, str):
+        out.append(TextPart((*base, "content"), content, kind))
+    else:
+        for j, part in enumerate(as_list(content)):
+            part_dict = as_dict(part)
+            if part_dict is None:
+                continue
+            for key in ("text", "refusal"):
+                if part_dict.get("type") == key:
+                    add_string(out, part_dict.get(key), (*base, "content", j, key), kind)
+    add_string(out, message.get("refusal"), (*base, "refusal"), kind)
+    for k, call in enumerate(as_list(message.get("tool_calls"))):
+        path = (*base, "tool_calls", k, "function", "arguments")
+        add_string(out, dig(call, "function", "arguments"), path, "tool_arguments")
+    legacy_path = (*base, "function_call", "arguments")
+    add_string(out, dig(message, "function_call", "arguments"), legacy_path, "tool_arguments")
