@@ -63,6 +63,19 @@ def _sandbox(args: argparse.Namespace) -> int:
     return run_sandbox(workdir=args.workdir, keep=args.keep)
 
 
+def _controller(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mesh.controller import run
+    from mesh.reconcile import TemplateError
+
+    try:
+        return run(Path(args.templates), args.resync_seconds)
+    except TemplateError as exc:
+        print(f"weir controller: invalid template: {exc}", file=sys.stderr)
+        return 2
+
+
 def _byte_size(text: str) -> int:
     units = {"k": 1024, "m": 1024**2, "g": 1024**3}
     text = text.strip().lower().removesuffix("ib").removesuffix("b")
@@ -129,6 +142,20 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--workdir", default=None, help="where certificates and logs go")
     sandbox.add_argument("--keep", action="store_true", help="keep the workdir afterwards")
     sandbox.set_defaults(handler=_sandbox)
+
+    controller = commands.add_parser(
+        "controller",
+        help="per-namespace opt-in: stamp the guard into namespaces labelled weir.io/enabled=true",
+    )
+    controller.add_argument(
+        "--templates", required=True, metavar="DIR",
+        help="directory of *.yaml templates (EnvoyFilter, AuthorizationPolicy) to stamp",
+    )
+    controller.add_argument(
+        "--resync-seconds", type=int, default=60, metavar="SECONDS",
+        help="full reconcile at least this often, besides every namespace event",
+    )
+    controller.set_defaults(handler=_controller)
     return parser
 
 

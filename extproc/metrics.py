@@ -52,6 +52,19 @@ class Metrics:
             registry=r,
         )
         self.ready = Gauge("weir_ready", "1 when this process is ready for traffic.", registry=r)
+        self.authz_checks = Counter(
+            "weir_authz_checks",
+            "ext_authz Check calls, by verdict (allow, deny, audit, error) and workload.",
+            ["verdict", "workload"],
+            registry=r,
+        )
+        self.authz_check_seconds = Histogram(
+            "weir_authz_check_duration_seconds",
+            "Time Weir spends deciding one ext_authz Check, excluding gRPC transport.",
+            # A Check is a header-only decision: sub-millisecond buckets matter.
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25),
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -22,6 +22,7 @@ from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from extproc import authz
 from extproc.metrics import Metrics
 from extproc.policy_store import PolicyStore
 from extproc.stream import Exchange, ExchangeConfig, ExchangeRecord, ProtocolError
@@ -137,7 +138,7 @@ class WeirServer:
         self._watch = asyncio.create_task(self.store.watch(self.config.reload_interval))
         self._ready = True
         self.metrics.ready.set(1)
-        for service in ("", EXT_PROC_SERVICE):
+        for service in ("", EXT_PROC_SERVICE, authz.AUTHZ_SERVICE):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info(
             "weir ready: grpc %s, admin %s", self.config.grpc_listen, self.config.admin_listen
@@ -148,9 +149,12 @@ class WeirServer:
         wire.add_ExternalProcessorServicer_to_server(
             ExternalProcessor(self.store, self.metrics, self.config.exchange), server
         )
+        # ext_authz shares the port: one Service, one Envoy cluster, for both filters.
+        authz.add_to_server(authz.Authorization(self.store, self.metrics), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
-            (EXT_PROC_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            (EXT_PROC_SERVICE, authz.AUTHZ_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+            server,
         )
         host, port = _split_host_port(self.config.grpc_listen)
         self.grpc_port = server.add_insecure_port(f"{host}:{port}")

@@ -5,9 +5,13 @@ This module owns every piece of Envoy configuration Weir ships:
   sandbox bootstrap embeds it here, and the Istio EnvoyFilter manifests
   embed :func:`ext_proc_filter_dict`, built from the same message, so the
   filter is never typed twice.
+- :func:`ext_authz_filter_config` is the header-only ext_authz filter that
+  points at the same Weir gRPC port (``envoy.service.auth.v3.Authorization``).
+  In Istio it is configured through ``meshConfig.extensionProviders``, not
+  an EnvoyFilter; the sandbox and its end-to-end test use this one.
 - :func:`sandbox_bootstrap` is a complete static bootstrap for the local
-  sandbox and the end-to-end tests: mTLS listener -> ext_proc -> router ->
-  fake LLM upstream.
+  sandbox and the end-to-end tests: mTLS listener -> ext_authz and/or
+  ext_proc -> router -> fake LLM upstream.
 
 Everything is built from ``envoy-data-plane`` typed messages (imported only
 through :mod:`protos.config`), turned into proto-JSON dicts with betterproto2
@@ -37,6 +41,7 @@ UPSTREAM_CLUSTER = "llm_upstream"
 # Type URLs come from the message pool, not from strings typed by hand.
 EXT_PROC_TYPE_URL = pc.Any.pack(pc.ExternalProcessor()).type_url
 HCM_TYPE_URL = pc.Any.pack(pc.HttpConnectionManager()).type_url
+EXT_AUTHZ_TYPE_URL = pc.Any.pack(pc.ExtAuthz()).type_url
 
 # The request_attributes each identity source needs (see ARCHITECTURE.md,
 # "Identity"). XFCC needs none: it arrives as a request header.
@@ -153,12 +158,39 @@ def ext_proc_filter_dict(
     return _state_defaults(http_filter.to_dict())
 
 
+def ext_authz_filter_config(*, cluster_name: str, timeout_ms: int = 500) -> pc.ExtAuthz:
+    """The header-only ext_authz filter config: Weir's ``Authorization/Check``, fail closed.
+
+    - No request body is buffered (``with_request_body`` unset): the decision
+      is identity + path only, which is what makes it cheap.
+    - ``failure_mode_allow`` is false, stated as for ext_proc.
+    - The timeout is per Check; an unanswered Check is a denial.
+    """
+    if timeout_ms <= 0:
+        raise ValueError("timeout_ms must be positive")
+    return pc.ExtAuthz(
+        grpc_service=pc.GrpcService(
+            envoy_grpc=pc.GrpcServiceEnvoyGrpc(cluster_name=cluster_name),
+            timeout=_ms(timeout_ms),
+        ),
+        transport_api_version=pc.ApiVersion.V3,
+        failure_mode_allow=False,
+    )
+
+
+def ext_authz_http_filter(*, cluster_name: str, timeout_ms: int = 500) -> pc.HttpFilter:
+    """The ``envoy.filters.http.ext_authz`` HttpFilter wrapping :func:`ext_authz_filter_config`."""
+    config = ext_authz_filter_config(cluster_name=cluster_name, timeout_ms=timeout_ms)
+    return pc.HttpFilter(name=pc.EXT_AUTHZ_FILTER_NAME, typed_config=pc.Any.pack(config))
+
+
 # Proto JSON omits fields at their default value, so betterproto2 drops
 # ``failure_mode_allow: false`` and ``codec_type: AUTO``. Envoy means the same
 # either way, but a reviewer of the rendered YAML or of an EnvoyFilter should
 # see fail-closed (and the codec choice) stated, so they are written back.
 _STATED_DEFAULTS: Mapping[str, Mapping[str, TypingAny]] = {
     EXT_PROC_TYPE_URL: {"failureModeAllow": False},
+    EXT_AUTHZ_TYPE_URL: {"failureModeAllow": False},
     HCM_TYPE_URL: {"codecType": "AUTO"},
 }
 
@@ -202,7 +234,7 @@ def _downstream_mtls(ca_path: Path, server_cert_path: Path, server_key_path: Pat
     return pc.Any.pack(tls)
 
 
-def _http_connection_manager(ext_proc: pc.HttpFilter) -> pc.HttpConnectionManager:
+def _http_connection_manager(guards: Sequence[pc.HttpFilter]) -> pc.HttpConnectionManager:
     route = pc.Route(
         match=pc.RouteMatch(prefix="/"),
         route=pc.RouteAction(
@@ -219,7 +251,7 @@ def _http_connection_manager(ext_proc: pc.HttpFilter) -> pc.HttpConnectionManage
             virtual_hosts=[pc.VirtualHost(name="llm", domains=["*"], routes=[route])],
         ),
         http_filters=[
-            ext_proc,
+            *guards,
             pc.HttpFilter(name=pc.ROUTER_FILTER_NAME, typed_config=pc.Any.pack(pc.Router())),
         ],
         stream_idle_timeout=STREAM_IDLE_TIMEOUT,
@@ -268,6 +300,8 @@ def sandbox_bootstrap(
     node_metadata: Mapping[str, str] | None = None,
     weir_cluster_name: str = WEIR_CLUSTER,
     allow_mode_override: bool = False,
+    ext_proc: bool = True,
+    ext_authz: bool = False,
 ) -> dict[str, TypingAny]:
     """A complete static Envoy bootstrap for the sandbox, as a proto-JSON dict.
 
@@ -275,14 +309,24 @@ def sandbox_bootstrap(
     becomes the node metadata that ``xds.node`` exposes, as Istio sets it.
     ``weir_cluster_name`` lets a test validate the filter with the cluster
     name an Istio overlay uses (``outbound|PORT||weir.weir-system.svc...``).
+    ``ext_proc`` and ``ext_authz`` choose the guard filters; ext_authz runs
+    first, as Istio's CUSTOM AuthorizationPolicy does, both on the same cluster.
     """
-    ext_proc = ext_proc_http_filter(
-        cluster_name=weir_cluster_name,
-        request_attributes=request_attributes,
-        message_timeout_ms=message_timeout_ms,
-        allow_mode_override=allow_mode_override,
-    )
-    hcm = _http_connection_manager(ext_proc)
+    if not (ext_proc or ext_authz):
+        raise ValueError("a sandbox without ext_proc or ext_authz would guard nothing")
+    guards: list[pc.HttpFilter] = []
+    if ext_authz:
+        guards.append(ext_authz_http_filter(cluster_name=weir_cluster_name))
+    if ext_proc:
+        guards.append(
+            ext_proc_http_filter(
+                cluster_name=weir_cluster_name,
+                request_attributes=request_attributes,
+                message_timeout_ms=message_timeout_ms,
+                allow_mode_override=allow_mode_override,
+            )
+        )
+    hcm = _http_connection_manager(guards)
     listener = pc.Listener(
         name="llm_mtls",
         address=_socket_address("127.0.0.1", listen_port),

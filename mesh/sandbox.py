@@ -148,6 +148,9 @@ class MeshSandbox:
     # Istio's NAMESPACE / SERVICE_ACCOUNT node metadata, for the node-metadata identity source.
     node_metadata: Mapping[str, str] | None = None
     startup_timeout: float = 90.0  # the first start JIT-compiles the scanner kernels
+    # Which guard filters Envoy runs; both point at the same `weir serve` gRPC port.
+    ext_proc: bool = True
+    ext_authz: bool = False
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -234,6 +237,8 @@ class MeshSandbox:
             server_key_path=self.pki.server_key,
             request_attributes=self.request_attributes,
             node_metadata=self.node_metadata,
+            ext_proc=self.ext_proc,
+            ext_authz=self.ext_authz,
         )
         config_path = self.workdir / "envoy.yaml"
         config_path.write_text(render_yaml(bootstrap))

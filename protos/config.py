@@ -31,6 +31,7 @@ with warnings.catch_warnings():
     from envoy_data_plane.envoy.config.cluster.v3 import Cluster, ClusterDiscoveryType
     from envoy_data_plane.envoy.config.core.v3 import (
         Address,
+        ApiVersion,
         DataSource,
         GrpcService,
         GrpcServiceEnvoyGrpc,
@@ -55,6 +56,7 @@ with warnings.catch_warnings():
         RouteMatch,
         VirtualHost,
     )
+    from envoy_data_plane.envoy.extensions.filters.http.ext_authz.v3 import ExtAuthz
     from envoy_data_plane.envoy.extensions.filters.http.ext_proc.v3 import (
         ExternalProcessor,
         ProcessingMode,
@@ -86,6 +88,7 @@ with warnings.catch_warnings():
 
 # Envoy's well-known extension names, kept next to the types they configure.
 EXT_PROC_FILTER_NAME = "envoy.filters.http.ext_proc"
+EXT_AUTHZ_FILTER_NAME = "envoy.filters.http.ext_authz"
 ROUTER_FILTER_NAME = "envoy.filters.http.router"
 HCM_FILTER_NAME = "envoy.filters.network.http_connection_manager"
 TLS_TRANSPORT_SOCKET_NAME = "envoy.transport_sockets.tls"
@@ -94,6 +97,7 @@ DOWNSTREAM_CONNECTIONS_MONITOR_NAME = "envoy.resource_monitors.global_downstream
 
 __all__ = [
     "DOWNSTREAM_CONNECTIONS_MONITOR_NAME",
+    "EXT_AUTHZ_FILTER_NAME",
     "EXT_PROC_FILTER_NAME",
     "HCM_FILTER_NAME",
     "HTTP_PROTOCOL_OPTIONS_KEY",
@@ -102,6 +106,7 @@ __all__ = [
     "Address",
     "Admin",
     "Any",
+    "ApiVersion",
     "Bootstrap",
     "BootstrapStaticResources",
     "CertificateValidationContext",
@@ -113,6 +118,7 @@ __all__ = [
     "DownstreamConnectionsConfig",
     "DownstreamTlsContext",
     "Endpoint",
+    "ExtAuthz",
     "ExternalProcessor",
     "Filter",
     "FilterChain",

@@ -38,6 +38,7 @@ ExternalProcessorServicer = ext_proc_grpc.ExternalProcessorServicer
 ExternalProcessorStub = ext_proc_grpc.ExternalProcessorStub
 add_ExternalProcessorServicer_to_server = ext_proc_grpc.add_ExternalProcessorServicer_to_server
 AuthorizationServicer = external_auth_pb2_grpc.AuthorizationServicer
+add_AuthorizationServicer_to_server = external_auth_pb2_grpc.add_AuthorizationServicer_to_server
 CheckRequest = external_auth_pb2.CheckRequest
 CheckResponse = external_auth_pb2.CheckResponse
 
