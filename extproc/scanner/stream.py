@@ -1,0 +1,230 @@
+"""Streaming state: chunks in, releasable redacted bytes and findings out.
+
+Owns `StreamScanner`, the object the ext_proc response pipeline keeps per
+exchange. It decodes UTF-8 incrementally (a character split across chunks
+is simply waited for; invalid bytes become U+FFFD, as
+`bytes.decode(errors="replace")` would), feeds both matchers, and releases
+text as soon as it is final:
+
+* the release point is the smallest *frontier* of the two matchers (see
+  `matcher`), i.e. the start of the oldest match attempt still alive;
+  nothing before it can ever become part of a new finding;
+* findings that start before it are reported at once, in order, and their
+  text is replaced by `[REDACTED:<rule>]`; overlapping findings of the two
+  sides merge into one redaction named after the first;
+* bytes after it are held. The hold is at most the longest rule (`cap`
+  bytes on the raw side, four bytes per code point of the normalised side)
+  plus an incomplete UTF-8 sequence, which is `max_hold_bytes`.
+
+The offline `Scanner.scan` runs this very class over one chunk, so the two
+paths cannot drift apart; the property tests check it anyway.
+"""
+
+from __future__ import annotations
+
+import codecs
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .compiler import CompiledRules
+from .matcher import Finding, MatchState
+
+# Below this size a thread hand-off costs more than it saves.
+_PARALLEL_BYTES = 128 * 1024
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="weir-scan")
+        return _executor
+
+
+_HIDING = frozenset({"redact", "block"})
+
+
+def placeholder(rule_id: str) -> str:
+    return f"[REDACTED:{rule_id}]"
+
+
+class StreamScanner:
+    """Incremental scanner for one stream. Not thread-safe; one per exchange."""
+
+    def __init__(
+        self,
+        compiled: CompiledRules,
+        redact: bool = True,
+        actions: Mapping[str, str] | None = None,
+    ) -> None:
+        self._compiled = compiled
+        self._redact = redact
+        # With a policy's actions, only findings of "redact"/"block" scanners are replaced;
+        # "audit" ones (and scanners the policy does not name) pass through unchanged.
+        self._hidden = None if actions is None else {k for k, v in actions.items() if v in _HIDING}
+        # A "block" finding ends the stream: nothing from its start on is ever released.
+        self._blocking = frozenset(k for k, v in (actions or {}).items() if v == "block")
+        self._blocked = False
+        self._raw = MatchState(compiled.raw) if compiled.raw else None
+        self._fold = MatchState(compiled.folded) if compiled.folded else None
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._text = ""  # decoded text from code point `_base` to `_total`
+        self._base = 0
+        self._total = 0
+        self._out = 0  # code point up to which output has been released
+        self._waiting: list[Finding] = []  # decided, but start is past the release point
+        self._finished = False
+        self._early: list[Finding] | None = None  # raw findings decided during a parallel scan
+        self._lookback = 1 + max(
+            (r.extend_max for r in compiled.rules if r.extend is not None), default=0
+        )
+
+    # -- public API ---------------------------------------------------------
+
+    @property
+    def blocked(self) -> bool:
+        """True once a finding of a "block" scanner was reported; nothing more is released."""
+        return self._blocked
+
+    def feed(self, chunk: bytes) -> tuple[bytes, list[Finding]]:
+        """Scan the next chunk; return the bytes that may be released and new findings."""
+        if self._finished:
+            raise RuntimeError("feed() after finish()")
+        if self._blocked:
+            return b"", []
+        text, found = self._push(self._decoder.decode(chunk), final=False)
+        return text.encode("utf-8", "surrogatepass"), found
+
+    def finish(self) -> tuple[bytes, list[Finding]]:
+        """End of stream: flush everything held and report the last findings."""
+        if self._finished or self._blocked:
+            self._finished = True
+            return b"", []
+        text, found = self._push(self._decoder.decode(b"", final=True), final=True)
+        return text.encode("utf-8", "surrogatepass"), found
+
+    def text_of(self, finding: Finding) -> str:
+        """The original text of a finding from the latest `feed`/`finish` (for audit hashes)."""
+        if finding.start < self._base or finding.end > self._total:
+            raise ValueError("finding text is no longer held; ask right after feed()/finish()")
+        return self._slice(finding.start, finding.end)
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes received but not yet released (including an incomplete character)."""
+        held = self._text[self._out - self._base :] if self._out >= self._base else self._text
+        pending = self._decoder.getstate()[0]
+        return len(held.encode("utf-8", "surrogatepass")) + len(pending)
+
+    @property
+    def max_hold_bytes(self) -> int:
+        """Upper bound of `held_bytes` for this rule set."""
+        raw = 0
+        if self._compiled.raw:
+            raw = max(r.cap + (r.extend_max if r.extend else 0) for r in self._compiled.raw.rules)
+        fold = 4 * self._compiled.folded.cap if self._compiled.folded else 0
+        return max(raw, fold) + 3
+
+    # -- internals ------------------------------------------------------------
+
+    def push_text(self, text: str, final: bool) -> tuple[str, list[Finding]]:
+        """Feed already-decoded text (the offline path); returns released text."""
+        return self._push(text, final)
+
+    def _push(self, text: str, final: bool) -> tuple[str, list[Finding]]:
+        data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+        self._text += text
+        self._total += len(text)
+        self._finished = final
+        if self._raw is not None and self._fold is not None and len(data) >= _PARALLEL_BYTES:
+            # Both kernels release the GIL: on a large text run the two sides at once,
+            # and decide the raw side's candidates while the other kernel still runs.
+            other = _pool().submit(self._fold.feed, data)
+            self._raw.feed(data)
+            if final:
+                self._raw.finish()
+                self._early = self._raw.select(self._total, self._slice, True)
+            other.result()
+        else:
+            for m in (self._raw, self._fold):
+                if m is not None and text:
+                    m.feed(data)
+        if final:
+            for m in (self._raw, self._fold):
+                if m is not None and not (m is self._raw and self._early is not None):
+                    m.finish()
+        return self._release()
+
+    def _slice(self, start: int, end: int) -> str:
+        return self._text[max(start - self._base, 0) : max(end - self._base, 0)]
+
+    def _release(self) -> tuple[str, list[Finding]]:
+        found: list[Finding] = self._waiting
+        if self._early:
+            found = found + self._early
+        self._early = None
+        limit = self._total
+        for m in (self._raw, self._fold):
+            if m is not None:
+                new = m.select(self._total, self._slice, self._finished)
+                if new:
+                    found = found + new
+                limit = min(limit, m.frontier(self._total, self._slice, self._finished))
+        out = self._out
+        if not found:
+            # The common case: nothing found, release up to the limit.
+            if out >= limit:
+                return "", []
+            piece = self._slice(out, limit)
+            self._out = limit
+            self._trim(limit)
+            return piece, []
+        found.sort(key=lambda f: (f.start, -f.end, f.scanner, f.rule))
+        if self._finished:
+            ready, self._waiting = found, []
+        else:
+            ready = [f for f in found if f.start < limit]
+            self._waiting = [f for f in found if f.start >= limit]
+        pieces: list[str] = []
+        hidden = self._hidden
+        for index, f in enumerate(ready):
+            if f.scanner in self._blocking:
+                # Release only what precedes the match, report findings up to this one.
+                if f.start > out:
+                    pieces.append(self._slice(out, f.start))
+                    out = f.start
+                self._out = out
+                self._blocked = True
+                self._waiting = []
+                return "".join(pieces), ready[: index + 1]
+            if hidden is not None and f.scanner not in hidden:
+                continue  # audit only: report it, release its text as is
+            if f.start >= out:
+                pieces.append(self._slice(out, f.start))
+                pieces.append(placeholder(f.rule) if self._redact else self._slice(f.start, f.end))
+                out = f.end
+            elif f.end > out:
+                # Overlaps a redaction already emitted: swallow the rest silently.
+                if not self._redact:
+                    pieces.append(self._slice(out, f.end))
+                out = f.end
+        if out < limit:
+            pieces.append(self._slice(out, limit))
+            out = limit
+        self._out = out
+        # Findings just reported stay readable through text_of() until the next call.
+        self._trim(min(out, limit, min(f.start for f in ready) if ready else limit))
+        return "".join(pieces), ready
+
+    def _trim(self, upto: int) -> None:
+        # Keep what later candidates may still read: from the release point, plus
+        # the characters an extending rule may look back over.
+        keep = upto - self._lookback
+        if keep > self._base + 4096 or (keep > self._base and len(self._text) > 65536):
+            self._text = self._text[keep - self._base :]
+            self._base = keep
