@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +14,10 @@ import aiohttp
 import anthropic
 import openai
 import pytest
+from fake_upstream_harness import ThreadedUpstream, http, user
 
 from loadtest.fake_upstream import (
     DEFAULT_REPLY,
-    FakeUpstream,
     ReplyShape,
     content_pieces,
     reply_text,
@@ -31,81 +25,6 @@ from loadtest.fake_upstream import (
 )
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    content_type: str
-    text: str
-
-    def json(self) -> Any:
-        return json.loads(self.text)
-
-
-def http(method: str, url: str, *, json_body: Any = None, content: bytes | None = None) -> Reply:
-    """A raw HTTP call (stdlib), for what the SDKs hide: event names, 404s, bad JSON."""
-    data = json.dumps(json_body).encode() if json_body is not None else content
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("content-type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return Reply(
-                response.status, response.headers["content-type"], response.read().decode()
-            )
-    except urllib.error.HTTPError as error:
-        return Reply(error.code, error.headers["content-type"], error.read().decode())
-
-
-class ThreadedUpstream:
-    """The server on its own event loop thread, so the sync SDK clients can call it."""
-
-    def __init__(self, log_path: Path | None = None) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.server: FakeUpstream = self.run(start_fake_upstream("127.0.0.1", 0, log_path))
-
-    def run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
-
-    def close(self) -> None:
-        self.run(self.server.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}"
-
-
-@pytest.fixture(scope="module")
-def upstream_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedUpstream]:
-    up = ThreadedUpstream(tmp_path_factory.mktemp("log") / "requests.jsonl")
-    yield up
-    up.close()
-
-
-@pytest.fixture
-def upstream(upstream_module: ThreadedUpstream) -> ThreadedUpstream:
-    upstream_module.server.clear()
-    return upstream_module
-
-
-@pytest.fixture
-def oai(upstream: ThreadedUpstream) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{upstream.url}/v1", api_key="x", max_retries=0)
-
-
-@pytest.fixture
-def claude(upstream: ThreadedUpstream) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=upstream.url, api_key="x", max_retries=0)
-
-
-def user(text: str) -> Any:
-    # Any: the SDKs type messages as TypedDicts; plain dicts are what users send.
-    return [{"role": "user", "content": text}]
 
 
 # --- reply text and chunking (pure functions) --------------------------------------
