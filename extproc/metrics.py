@@ -17,10 +17,35 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.exchanges = Counter(
-            "weir_exchanges",
-            "HTTP exchanges seen, by verdict (allow, deny, audit, error), provider and workload.",
-            ["verdict", "provider", "workload"],
+        self.requests = Counter(
+            "weir_requests",
+            "HTTP exchanges by workload, provider, model and decision "
+            "(allow, deny, block, audit, error).",
+            ["workload", "provider", "model", "decision"],
+            registry=r,
+        )
+        self.tokens = Counter(
+            "weir_tokens",
+            "Tokens as the provider's `usage` reports them; direction is in (prompt) or out.",
+            ["workload", "provider", "model", "direction"],
+            registry=r,
+        )
+        self.findings = Counter(
+            "weir_findings",
+            "Scanner findings by direction, scanner, rule and the action taken.",
+            ["direction", "scanner", "rule", "action"],
+            registry=r,
+        )
+        self.held_bytes = Histogram(
+            "weir_stream_held_bytes",
+            "Most bytes a guarded response stream held back at once, per stream.",
+            buckets=(0, 16, 64, 128, 256, 512, 1024, 4096, 16384, 65536),
+            registry=r,
+        )
+        self.message_seconds = Histogram(
+            "weir_message_processing_seconds",
+            "Time Weir adds per ext_proc message: decode, decide, scan, encode.",
+            buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25),
             registry=r,
         )
         self.exchange_seconds = Histogram(

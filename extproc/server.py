@@ -23,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from extproc import authz
+from extproc.inventory import Inventory
 from extproc.metrics import Metrics
 from extproc.policy_store import PolicyStore
 from extproc.stream import Exchange, ExchangeConfig, ExchangeRecord, ProtocolError
@@ -30,6 +31,8 @@ from protos import wire
 
 log = logging.getLogger("weir.server")
 decision_log = logging.getLogger("weir.decision")
+# One JSON line per finding: rule, span and a salted hash, never the matched text.
+audit_log = logging.getLogger("weir.audit")
 
 EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 
@@ -45,10 +48,17 @@ class ServeConfig:
 
 
 class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
-    def __init__(self, store: PolicyStore, metrics: Metrics, config: ExchangeConfig) -> None:
+    def __init__(
+        self,
+        store: PolicyStore,
+        metrics: Metrics,
+        config: ExchangeConfig,
+        inventory: Inventory | None = None,
+    ) -> None:
         self._store = store
         self._metrics = metrics
         self._config = config
+        self._inventory = inventory or Inventory()
 
     async def Process(
         self,
@@ -59,9 +69,16 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         self._metrics.active_streams.inc()
         error: str | None = None
         try:
+            observe = self._metrics.message_seconds.observe
             async for request in request_iterator:
-                for action in exchange.receive(wire.decode_request(request)):
-                    yield wire.encode_action(action)
+                started = time.perf_counter()
+                responses = [
+                    wire.encode_action(action)
+                    for action in exchange.receive(wire.decode_request(request))
+                ]
+                observe(time.perf_counter() - started)
+                for response in responses:
+                    yield response
                 if exchange.closed:
                     return
         except (ProtocolError, wire.UnsupportedMessage) as exc:
@@ -87,15 +104,50 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
 
     def _finish(self, record: ExchangeRecord) -> None:
         elapsed = time.monotonic() - record.started
-        self._metrics.exchange_seconds.observe(elapsed)
-        self._metrics.exchanges.labels(
-            record.verdict, record.provider or "none", record.workload or "none"
-        ).inc()
+        metrics = self._metrics
+        metrics.exchange_seconds.observe(elapsed)
+        workload, provider = record.workload or "none", record.provider or "none"
+        model = record.model or "none"
+        metrics.requests.labels(workload, provider, model, record.verdict).inc()
+        if record.input_tokens:
+            metrics.tokens.labels(workload, provider, model, "in").inc(record.input_tokens)
+        if record.output_tokens:
+            metrics.tokens.labels(workload, provider, model, "out").inc(record.output_tokens)
+        if record.held_bytes_max:
+            metrics.held_bytes.observe(record.held_bytes_max)
+        for finding in record.findings:
+            metrics.findings.labels(
+                finding.direction, finding.scanner, finding.rule, finding.action
+            ).inc()
+        self._inventory.observe(record)
         if decision_log.isEnabledFor(logging.INFO):
             entry = asdict(record)
             entry.pop("started")
+            entry["findings"] = len(record.findings)
             entry["duration_ms"] = round(elapsed * 1000, 3)
             decision_log.info(json.dumps(entry, sort_keys=True))
+        if record.findings and audit_log.isEnabledFor(logging.INFO):
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            for finding in record.findings:
+                audit_log.info(
+                    json.dumps(
+                        {
+                            "time": now,
+                            "identity": record.principal,
+                            "workload": record.workload,
+                            "provider": record.provider,
+                            "model": record.model,
+                            "direction": finding.direction,
+                            "where": finding.where,
+                            "scanner": finding.scanner,
+                            "rule": finding.rule,
+                            "action": finding.action,
+                            "span": [finding.start, finding.end],
+                            "matchHash": finding.match_hash,
+                        },
+                        sort_keys=True,
+                    )
+                )
 
 
 def _split_host_port(listen: str) -> tuple[str, int]:
@@ -114,6 +166,7 @@ class WeirServer:
         self.config = config
         self.metrics = Metrics()
         self.store = PolicyStore(config.policy_path, self.metrics)
+        self.inventory = Inventory()
         self._warmups = warmups
         self._grpc: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
@@ -147,7 +200,8 @@ class WeirServer:
     async def _start_grpc(self) -> None:
         server = grpc.aio.server()
         wire.add_ExternalProcessorServicer_to_server(
-            ExternalProcessor(self.store, self.metrics, self.config.exchange), server
+            ExternalProcessor(self.store, self.metrics, self.config.exchange, self.inventory),
+            server,
         )
         # ext_authz shares the port: one Service, one Envoy cluster, for both filters.
         authz.add_to_server(authz.Authorization(self.store, self.metrics), server)
@@ -166,6 +220,7 @@ class WeirServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics_handler)
+        app.router.add_get("/inventory", self._inventory_handler)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, port = _split_host_port(self.config.admin_listen)
@@ -188,6 +243,9 @@ class WeirServer:
             body=self.metrics.render(),
             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
         )
+
+    async def _inventory_handler(self, _: web.Request) -> web.Response:
+        return web.json_response(self.inventory.snapshot())
 
     async def drain(self) -> None:
         """Stop taking new work at once; let in-flight streams finish within the grace."""

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
+from extproc.audit import FindingRecord
+from extproc.document_guard import judge_document
 from extproc.events import (
     Action,
     BodyEvent,
@@ -46,10 +48,22 @@ from extproc.llm import (
     error_format_for,
     provider_for,
 )
+from extproc.llm.base import (
+    BadResponseBody,
+    Usage,
+    parse_json_object,
+    parse_response_body,
+    read_model_and_stream,
+)
+from extproc.scan_plan import BLOCK, REDACT, ScanPlan, plan_for
+from extproc.sse_guard import SseGuard
 from mesh.identity import Identity, IdentityInputs, resolve_identity
 from mesh.policy import Policy
 
 DEFAULT_MAX_REQUEST_BODY = 8 * 1024 * 1024
+# A non-streamed response is judged whole; past this size it cannot be, and an
+# enforcing policy fails it closed.
+DEFAULT_MAX_RESPONSE_BODY = 16 * 1024 * 1024
 # Envoy's FDS documentation recommends response chunks of at most 64 KiB.
 MAX_EMITTED_CHUNK = 64 * 1024
 
@@ -73,13 +87,16 @@ class _Request(Enum):
 
 class _Response(Enum):
     EXPECT_HEADERS = auto()
-    STREAMING_BODY = auto()
+    STREAMING_BODY = auto()  # nothing to scan: chunks flow as they come
+    GUARDING_STREAM = auto()  # an SSE token stream through the SseGuard
+    BUFFERING_BODY = auto()  # a JSON response, judged whole; headers withheld
     DONE = auto()
 
 
 @dataclass(frozen=True, slots=True)
 class ExchangeConfig:
     max_request_body: int = DEFAULT_MAX_REQUEST_BODY
+    max_response_body: int = DEFAULT_MAX_RESPONSE_BODY
 
 
 @dataclass(slots=True)
@@ -103,6 +120,10 @@ class ExchangeRecord:
     policy_digest: str = ""
     request_bytes: int = 0
     response_bytes: int = 0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    findings: list[FindingRecord] = field(default_factory=list)
+    held_bytes_max: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
@@ -121,6 +142,8 @@ class Exchange:
         self._body = bytearray()
         self._provider: Provider | None = None
         self._identity: Identity | None = None
+        self._response_plan: ScanPlan | None = None
+        self._guard: SseGuard | None = None
         self.record = ExchangeRecord(policy_digest=policy.digest)
 
     @property
@@ -182,6 +205,16 @@ class Exchange:
 
         if event.end_of_stream:
             return [self._refuse(ErrorKind.INVALID_REQUEST, EMPTY_BODY_REASON)]
+        encoding = header_value(event.headers, "content-encoding")
+        if encoding not in (None, "", "identity"):
+            # Scanning compressed bytes as text would see nothing: refuse, never guess.
+            return [
+                self._refuse(
+                    ErrorKind.INVALID_REQUEST,
+                    f"request bodies with content-encoding {encoding!r} are not accepted; "
+                    "send the JSON uncompressed",
+                )
+            ]
         self._request = _Request.BUFFERING_BODY
         return []
 
@@ -223,7 +256,8 @@ class Exchange:
         body = bytes(self._body)
         self._body = bytearray()
         try:
-            llm_request = self._provider.parse_request(body)
+            document = parse_json_object(body)
+            llm_request = read_model_and_stream(document)
         except BadRequestBody as exc:
             return [self._refuse(ErrorKind.INVALID_REQUEST, str(exc))]
         self.record.model = llm_request.model
@@ -233,10 +267,38 @@ class Exchange:
         self.record.rule = decision.rule
         if not decision.allowed and self._refuse_or_audit(decision.reason):
             return [self._refuse(ErrorKind.PERMISSION_DENIED, decision.reason)]
+
+        workload = decision.workload
+        enforcing = self._policy.enforcing
+        request_plan = plan_for(workload.request if workload else (), enforcing=enforcing)
+        self._response_plan = plan_for(workload.response if workload else (), enforcing=enforcing)
+        headers = ContinueHeaders(
+            REQUEST,
+            # Never scan compressed bytes as text: ask the upstream for identity.
+            set_headers=(("accept-encoding", "identity"),),
+        )
+        if request_plan is not None:
+            parts = self._provider.request_texts(document)
+            verdict = judge_document(parts, request_plan, "request")
+            self.record.findings.extend(verdict.findings)
+            if verdict.blocked_by is not None:
+                hit = verdict.blocked_by
+                return [
+                    self._refuse(
+                        ErrorKind.PERMISSION_DENIED,
+                        f"prompt blocked by policy: rule '{hit.rule}' ({hit.scanner}) "
+                        f"matched in {hit.where}",
+                    )
+                ]
+            if verdict.changed:
+                body = self._provider.rewrite_request(document, verdict.replacements)
+                headers = ContinueHeaders(
+                    REQUEST, headers.set_headers, remove_headers=("content-length",)
+                )
         if self.record.verdict == "pending":
             self._settle("allow", decision.reason)
         self._request = _Request.DONE
-        return [ContinueHeaders(REQUEST), *_stream_chunks(REQUEST, body, end_of_stream)]
+        return [headers, *_stream_chunks(REQUEST, body, end_of_stream)]
 
     # --- response ------------------------------------------------------------
 
@@ -246,22 +308,136 @@ class Exchange:
         status = header_value(event.headers, ":status")
         if status is not None and status.isdigit():
             self.record.status = int(status)
-        self._response = _Response.DONE if event.end_of_stream else _Response.STREAMING_BODY
-        return [ContinueHeaders(RESPONSE)]
-
-    def _response_body_event(self, event: BodyEvent) -> list[Action]:
-        if self._response is not _Response.STREAMING_BODY:
-            raise ProtocolError(f"response body in state {self._response.name}")
-        self.record.response_bytes += len(event.chunk)
+        plan = self._response_plan
         if event.end_of_stream:
             self._response = _Response.DONE
-        return [StreamBody(RESPONSE, event.chunk, event.end_of_stream)]
+            return [ContinueHeaders(RESPONSE)]
+        if plan is None or self._provider is None or not 200 <= (self.record.status or 0) < 300:
+            # Nothing to scan, or the provider's own error reply: it flows as it comes.
+            self._response = _Response.STREAMING_BODY
+            return [ContinueHeaders(RESPONSE)]
+
+        observe_only = not any(a in (BLOCK, REDACT) for a in plan.actions.values())
+        encoding = header_value(event.headers, "content-encoding")
+        content_type = (header_value(event.headers, "content-type") or "").lower()
+        unscannable = None
+        if encoding not in (None, "", "identity"):
+            unscannable = f"the upstream response is compressed ({encoding}) and cannot be scanned"
+        elif "text/event-stream" in content_type:
+            self._guard = SseGuard(self._provider, plan)
+            self._response = _Response.GUARDING_STREAM
+            return [ContinueHeaders(RESPONSE, remove_headers=("content-length",))]
+        elif "json" in content_type:
+            self._response = _Response.BUFFERING_BODY
+            return []  # withheld until the body is judged, so a block can still be a 403
+        else:
+            unscannable = f"the upstream response type {content_type!r} cannot be scanned"
+        if observe_only:
+            self.record.reason = f"not scanned: {unscannable}"
+            self._response = _Response.STREAMING_BODY
+            return [ContinueHeaders(RESPONSE)]
+        return [self._refuse(ErrorKind.UNAVAILABLE, unscannable)]
+
+    def _response_body_event(self, event: BodyEvent) -> list[Action]:
+        if self._response is _Response.DONE and event.end_of_stream and not event.chunk:
+            # Envoy issue 46237: a duplicate, empty end-of-stream chunk after bodies of
+            # about 1 MB in FDS. The stream already ended; answering again would not.
+            return []
+        self.record.response_bytes += len(event.chunk)
+        if self._response is _Response.STREAMING_BODY:
+            if event.end_of_stream:
+                self._response = _Response.DONE
+            return [StreamBody(RESPONSE, event.chunk, event.end_of_stream)]
+        if self._response is _Response.GUARDING_STREAM:
+            return self._guarded_chunk(event.chunk, end_of_stream=event.end_of_stream)
+        if self._response is _Response.BUFFERING_BODY:
+            if len(self._body) + len(event.chunk) > self._config.max_response_body:
+                return [
+                    self._refuse(
+                        ErrorKind.UNAVAILABLE,
+                        "the upstream response exceeds Weir's limit of "
+                        f"{self._config.max_response_body} bytes and cannot be judged",
+                    )
+                ]
+            self._body += event.chunk
+            return self._judge_response_body(end_of_stream=True) if event.end_of_stream else []
+        raise ProtocolError(f"response body in state {self._response.name}")
 
     def _response_trailers_event(self, event: TrailersEvent) -> list[Action]:
-        if self._response is not _Response.STREAMING_BODY:
-            raise ProtocolError(f"response trailers in state {self._response.name}")
+        if self._response is _Response.STREAMING_BODY:
+            self._response = _Response.DONE
+            return [ContinueTrailers(RESPONSE)]
+        if self._response is _Response.GUARDING_STREAM:
+            return [*self._guarded_chunk(b"", end_of_stream=False, final=True),
+                    ContinueTrailers(RESPONSE)]
+        if self._response is _Response.BUFFERING_BODY:
+            actions = self._judge_response_body(end_of_stream=False)
+            if not self._closed:
+                actions.append(ContinueTrailers(RESPONSE))
+            return actions
+        raise ProtocolError(f"response trailers in state {self._response.name}")
+
+    def _guarded_chunk(
+        self, chunk: bytes, *, end_of_stream: bool, final: bool = False
+    ) -> list[Action]:
+        guard = self._guard
+        assert guard is not None
+        out = guard.feed(chunk) if chunk else b""
+        self.record.held_bytes_max = max(self.record.held_bytes_max, guard.held_bytes)
+        if end_of_stream or final:
+            out += guard.finish()
+            self._response = _Response.DONE
+            self._close_guard(guard)
+        if not out and not end_of_stream:
+            return []  # everything is held: no message to Envoy for this chunk
+        return [StreamBody(RESPONSE, out, end_of_stream)]
+
+    def _close_guard(self, guard: SseGuard) -> None:
+        self.record.findings.extend(guard.findings)
+        self._record_usage(guard.usage)
+        if guard.blocked_by is not None:
+            hit = guard.blocked_by
+            self._settle("block", f"response blocked: rule '{hit.rule}' ({hit.scanner})")
+        elif guard.failure is not None:
+            self._settle("error" if guard.ended else self.record.verdict, guard.failure)
+
+    def _judge_response_body(self, *, end_of_stream: bool) -> list[Action]:
+        assert self._provider is not None and self._response_plan is not None
+        body = bytes(self._body)
+        self._body = bytearray()
         self._response = _Response.DONE
-        return [ContinueTrailers(RESPONSE)]
+        plan = self._response_plan
+        observe_only = not any(a in (BLOCK, REDACT) for a in plan.actions.values())
+        try:
+            document = parse_response_body(body)
+        except BadResponseBody as exc:
+            if observe_only:
+                self.record.reason = f"not scanned: {exc}"
+                return [ContinueHeaders(RESPONSE), *_stream_chunks(RESPONSE, body, end_of_stream)]
+            return [self._refuse(ErrorKind.UNAVAILABLE, f"unreadable upstream response: {exc}")]
+        self._record_usage(self._provider.usage(document))
+        verdict = judge_document(self._provider.response_texts(document), plan, "response")
+        self.record.findings.extend(verdict.findings)
+        if verdict.blocked_by is not None:
+            hit = verdict.blocked_by
+            return [
+                self._refuse(
+                    ErrorKind.PERMISSION_DENIED,
+                    f"response blocked by policy: rule '{hit.rule}' ({hit.scanner}) "
+                    f"matched in {hit.where}",
+                    verdict="block",
+                )
+            ]
+        headers = ContinueHeaders(RESPONSE)
+        if verdict.changed:
+            body = self._provider.rewrite_response(document, verdict.replacements)
+            headers = ContinueHeaders(RESPONSE, remove_headers=("content-length",))
+        return [headers, *_stream_chunks(RESPONSE, body, end_of_stream)]
+
+    def _record_usage(self, usage: Usage | None) -> None:
+        if usage is not None:
+            self.record.input_tokens = usage.input_tokens
+            self.record.output_tokens = usage.output_tokens
 
     # --- verdicts --------------------------------------------------------------
 
@@ -276,12 +452,14 @@ class Exchange:
         self.record.verdict = verdict
         self.record.reason = reason
 
-    def _refuse(self, kind: ErrorKind, message: str) -> Respond:
+    def _refuse(self, kind: ErrorKind, message: str, verdict: str | None = None) -> Respond:
         path = header_value(self._request_headers, ":path") or ""
         error_format = self._provider or error_format_for(path)
         self._closed = True
         self._request = _Request.DONE
-        self._settle("deny" if kind is ErrorKind.PERMISSION_DENIED else "error", message)
+        if verdict is None:
+            verdict = "deny" if kind is ErrorKind.PERMISSION_DENIED else "error"
+        self._settle(verdict, message)
         self.record.status = kind.status
         return Respond(
             status=kind.status,

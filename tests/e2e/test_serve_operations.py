@@ -39,7 +39,10 @@ def test_liveness_readiness_and_metrics_answer(mesh: MeshSandbox) -> None:
     mesh.openai_client("checkout").chat.completions.create(model="gpt-4o", messages=PROMPT)
     status, metrics = get(mesh.weir_admin_url("/metrics"))
     assert status == 200
-    assert 'weir_exchanges_total{provider="openai.chat_completions",verdict="allow"' in metrics
+    assert (
+        'weir_requests_total{decision="allow",model="gpt-4o",'
+        'provider="openai.chat_completions",workload="payments-checkout"}'
+    ) in metrics
     assert "weir_policy_info{" in metrics
     assert "weir_ready 1.0" in metrics
 

@@ -21,6 +21,9 @@ from extproc.stream import MAX_EMITTED_CHUNK, Exchange, ExchangeConfig, Protocol
 from mesh.policy import parse_policy
 
 REQ, RESP = Direction.REQUEST, Direction.RESPONSE
+# What an allowed LLM request's headers answer carries: upstreams are asked for identity
+# encoding so that the response can be scanned as text.
+FORWARD_LLM_HEADERS = ContinueHeaders(REQ, set_headers=(("accept-encoding", "identity"),))
 CHECKOUT = "spiffe://cluster.local/ns/payments/sa/checkout"
 RESEARCHER = "spiffe://cluster.local/ns/research/sa/notebook"
 STRANGER = "spiffe://cluster.local/ns/unknown/sa/stranger"
@@ -80,7 +83,7 @@ def test_an_allowed_llm_request_is_held_until_its_whole_body_is_judged(chunk_siz
     for piece in pieces[:-1]:
         assert exchange.receive(BodyEvent(REQ, piece, False)) == []
     actions = exchange.receive(BodyEvent(REQ, pieces[-1], True))
-    assert actions == [ContinueHeaders(REQ), StreamBody(REQ, body, True)]
+    assert actions == [FORWARD_LLM_HEADERS, StreamBody(REQ, body, True)]
     assert exchange.record.verdict == "allow"
     assert exchange.record.model == "gpt-4o"
     assert exchange.record.stream is True
@@ -131,7 +134,7 @@ def test_a_workload_without_a_models_list_may_use_any_model() -> None:
     actions = feed(
         exchange, [request_headers(RESEARCHER), BodyEvent(REQ, chat_body("o3-pro"), True)]
     )
-    assert actions[0] == ContinueHeaders(REQ)
+    assert actions[0] == FORWARD_LLM_HEADERS
 
 
 @pytest.mark.parametrize(
@@ -227,7 +230,7 @@ def test_request_trailers_complete_a_buffered_body() -> None:
         ],
     )
     assert actions == [
-        ContinueHeaders(REQ),
+        FORWARD_LLM_HEADERS,
         StreamBody(REQ, chat_body(), False),
         ContinueTrailers(REQ),
     ]
@@ -280,7 +283,14 @@ def test_a_response_without_a_body_is_done_after_its_headers() -> None:
         ContinueHeaders(RESP)
     ]
     with pytest.raises(ProtocolError):
-        exchange.receive(BodyEvent(RESP, b"", True))
+        exchange.receive(BodyEvent(RESP, b"late", True))
+
+
+def test_a_duplicate_empty_end_of_stream_chunk_is_ignored_envoy_issue_46237() -> None:
+    exchange = allowed_exchange()
+    feed(exchange, [HeadersEvent(RESP, ((":status", "200"),), False),
+                    BodyEvent(RESP, b"x" * 2_000_000, True)])
+    assert exchange.receive(BodyEvent(RESP, b"", True)) == []
 
 
 @pytest.mark.parametrize(
@@ -311,7 +321,7 @@ def test_audit_mode_records_a_denial_but_lets_the_request_through() -> None:
     actions = feed(
         exchange, [request_headers(STRANGER), BodyEvent(REQ, chat_body("gpt-5"), True)]
     )
-    assert actions == [ContinueHeaders(REQ), StreamBody(REQ, chat_body("gpt-5"), True)]
+    assert actions == [FORWARD_LLM_HEADERS, StreamBody(REQ, chat_body("gpt-5"), True)]
     assert exchange.record.verdict == "audit"
 
 

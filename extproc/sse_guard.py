@@ -1,0 +1,232 @@
+"""The response token stream, scanned in flight: chunk -> events -> deltas -> scanner -> events.
+
+Sans-I/O: `feed(chunk)` returns the bytes that may go to the client now,
+`finish()` the rest at end of stream. Each channel (a choice's content, a
+tool call's arguments, a content block) has its own streaming scanner, so a
+secret split across twenty events is seen whole, and text that could still
+become part of a match stays here until it is safe.
+
+Events are re-emitted in order with the text the scanner released for them;
+text held back is emitted later in a continuation event of the same shape
+(`event_with_text`). Before an event that is not a text delta (a finish
+chunk, `content_block_stop`, a `.done` snapshot, the terminator) every
+channel is flushed, so the client never sees text after its channel ended.
+Keep-alives (comments, Anthropic `ping`) pass at once and do not flush, so a
+match split around a ping is still found.
+
+On a `block` finding the client gets the text before the match, then the
+provider's in-band error event and terminator; nothing more is read out. A
+malformed event, invalid JSON or invalid UTF-8 ends the stream the same way
+when the plan blocks or redacts: no unscanned byte passes.
+
+A plan whose every action is `audit` (and `mode: audit`, which makes it so)
+only observes: each chunk goes out unchanged at once, byte for byte, and is
+scanned on the side; a stream it cannot read stops being scanned, and the
+reason is recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from extproc.audit import FindingRecord, match_hash
+from extproc.llm.base import BadResponseBody, Channel, ErrorKind, Provider, StreamEvent, Usage
+from extproc.scan_plan import BLOCK, REDACT, ScanPlan
+from extproc.scanner import StreamScanner
+from extproc.sse import SseError, SseEvent, SseParser, serialize
+
+# An upstream that invents thousands of choices or blocks would otherwise cost a
+# scanner each; no real response comes near this.
+MAX_CHANNELS = 256
+
+
+@dataclass
+class _Channel:
+    scanner: StreamScanner
+    template: StreamEvent  # the last event that carried text for this channel
+
+
+@dataclass
+class SseGuard:
+    provider: Provider
+    plan: ScanPlan
+    max_event_bytes: int = 1 << 20
+    findings: list[FindingRecord] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    blocked_by: FindingRecord | None = None
+    failure: str | None = None  # why the stream was ended by Weir, if it was
+    events: int = 0
+
+    def __post_init__(self) -> None:
+        self._parser = SseParser(max_event_bytes=self.max_event_bytes)
+        self._channels: dict[Channel, _Channel] = {}
+        self._released: dict[Channel, list[str]] = {}  # everything released per channel
+        self._first: StreamEvent | None = None
+        self._last: StreamEvent | None = None
+        self._ended = False  # Weir ended the stream (block or failure): swallow the rest
+        self._observe_only = not any(a in (BLOCK, REDACT) for a in self.plan.actions.values())
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    @property
+    def held_bytes(self) -> int:
+        return self._parser.held_bytes + sum(c.scanner.held_bytes for c in self._channels.values())
+
+    # --- public ------------------------------------------------------------------
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._observe_only:
+            if not self._ended:
+                self._read(chunk, final=False)
+            return chunk
+        return b"" if self._ended else self._read(chunk, final=False)
+
+    def finish(self) -> bytes:
+        if self._ended:
+            return b""
+        out = self._read(b"", final=True)
+        return b"" if self._observe_only else out
+
+    def _read(self, chunk: bytes, *, final: bool) -> bytes:
+        try:
+            events = self._parser.finish() if final else self._parser.feed(chunk)
+        except SseError as exc:
+            return self._fail(f"malformed event stream: {exc}")
+        out = self._process(events)
+        if final and not self._ended:
+            out += self._flush_all()
+        return out
+
+    # --- the pipeline --------------------------------------------------------------
+
+    def _process(self, events: list[SseEvent]) -> bytes:
+        out: list[bytes] = []
+        for event in events:
+            self.events += 1
+            try:
+                view = self.provider.read_event(event)
+            except BadResponseBody as exc:
+                out.append(self._fail(f"unreadable stream event: {exc}"))
+                break
+            if self._first is None:
+                self._first = view
+            self._last = view
+            if view.usage is not None:
+                self.usage = self.usage.merged(view.usage)
+            if view.deltas:
+                out.append(self._deltas(view))
+            elif _is_keepalive(view):
+                out.append(serialize(event))
+            else:
+                out.append(self._flush_all())
+                if not self._ended:
+                    out.append(self._boundary(view))
+            if self._ended:
+                break
+        return b"".join(out)
+
+    def _deltas(self, view: StreamEvent) -> bytes:
+        new_texts: dict[Channel, str] = {}
+        for delta in view.deltas:
+            channel = self._channel(delta.channel, view)
+            if channel is None:
+                return self._fail("too many text channels in one response")
+            channel.template = view
+            released = self._scan(delta.channel, channel.scanner, delta.text.encode(), final=False)
+            if self._ended:
+                # Block: what was released before the match still goes out, then the error.
+                prefix = self._rewrite(view, {delta.channel: released}) if released else b""
+                return prefix + self._error_events()
+            new_texts[delta.channel] = new_texts.get(delta.channel, "") + released
+        return self._rewrite(view, new_texts)
+
+    def _boundary(self, view: StreamEvent) -> bytes:
+        if not view.snapshots:
+            return serialize(view.sse)
+        new_texts: dict[Channel, str] = {}
+        for snapshot in view.snapshots:
+            if snapshot.channel in self._released:
+                new_texts[snapshot.channel] = "".join(self._released[snapshot.channel])
+            else:
+                # A whole text we never saw as deltas (e.g. initial text of a block).
+                scanner = self.plan.stream()
+                text = self._scan(snapshot.channel, scanner, snapshot.text.encode(), final=False)
+                if not self._ended:
+                    text += self._scan(snapshot.channel, scanner, b"", final=True)
+                if self._ended:
+                    return self._error_events()
+                new_texts[snapshot.channel] = text
+        return self._rewrite(view, new_texts)
+
+    def _flush_all(self) -> bytes:
+        out: list[bytes] = []
+        for name, channel in list(self._channels.items()):
+            del self._channels[name]
+            tail = self._scan(name, channel.scanner, b"", final=True)
+            if tail:
+                out.append(serialize(self.provider.event_with_text(channel.template, name, tail)))
+            if self._ended:
+                out.append(self._error_events())
+                break
+        return b"".join(out)
+
+    def _channel(self, name: Channel, view: StreamEvent) -> _Channel | None:
+        channel = self._channels.get(name)
+        if channel is None:
+            if len(self._channels) >= MAX_CHANNELS:
+                return None
+            channel = _Channel(self.plan.stream(), view)
+            self._channels[name] = channel
+        return channel
+
+    def _scan(self, name: Channel, scanner: StreamScanner, data: bytes, *, final: bool) -> str:
+        """Feed one channel's scanner; record findings; return the released text."""
+        released, found = scanner.finish() if final else scanner.feed(data)
+        for finding in found:
+            record = FindingRecord(
+                "response", "/".join(map(str, name)), finding.scanner, finding.rule,
+                self.plan.action_for(finding), finding.start, finding.end,
+                match_hash(scanner.text_of(finding)),
+            )
+            self.findings.append(record)
+            if record.action == BLOCK and self.blocked_by is None:
+                self.blocked_by = record
+                self._ended = True
+        text = released.decode("utf-8", "surrogatepass")
+        self._released.setdefault(name, []).append(text)
+        return text
+
+    def _rewrite(self, view: StreamEvent, new_texts: dict[Channel, str]) -> bytes:
+        return serialize(self.provider.rewrite_event(view, new_texts))
+
+    def _error_events(self) -> bytes:
+        if self.blocked_by is not None:
+            rule = self.blocked_by
+            message = (
+                f"weir: response blocked by policy: rule '{rule.rule}' ({rule.scanner}) "
+                "matched in the model output"
+            )
+            code, kind = "weir_response_blocked", ErrorKind.PERMISSION_DENIED
+        else:
+            message = f"weir: response stream ended: {self.failure}"
+            code, kind = "weir_stream_error", ErrorKind.UNAVAILABLE
+        events = self.provider.error_events(
+            message, code, first=self._first, last=self._last, kind=kind
+        )
+        return b"".join(serialize(e) for e in events)
+
+    def _fail(self, reason: str) -> bytes:
+        """A stream Weir cannot read: end it, or (observing only) stop reading it."""
+        self.failure = reason
+        self._ended = True
+        return b"" if self._observe_only else self._error_events()
+
+
+def _is_keepalive(view: StreamEvent) -> bool:
+    if view.terminal or view.error is not None or view.snapshots or view.usage is not None:
+        return False
+    if view.payload is None:
+        return view.sse.data is None  # comments and empty blocks; `data: [DONE]` has data
+    return isinstance(view.payload, dict) and view.payload.get("type") == "ping"
