@@ -12,10 +12,19 @@ soon as we answer them, so answering early would let a request whose model is
 refused reach the upstream (as headers, then a reset). Holding them keeps the
 promise that the upstream never sees a denied request.
 
-The response side streams: headers pass, each body chunk is answered with a
-`streamed_response` chunk, and `end_of_stream` is sent exactly once, when
-Envoy has said the body ended. When a body ends with trailers, the trailers
-response closes that direction instead (Envoy's FDS contract).
+The response side depends on the workload's response rules and the reply:
+- no rules, a non-2xx reply, or no body: it flows through chunk by chunk;
+- an SSE token stream: each chunk goes through `SseGuard` (per-channel
+  streaming scanners); only released bytes are answered, so one chunk in may
+  be zero or several bytes out;
+- a JSON reply: its headers are withheld and the body judged whole, so a
+  `block` can still be a clean 403 in the provider's format;
+- compressed or any other content type: refused (503) when the rules block
+  or redact, since those bytes cannot be scanned; let through when they only
+  audit.
+`end_of_stream` is sent exactly once, when Envoy has said the body ended.
+When a body ends with trailers, the trailers response closes that direction
+instead (Envoy's FDS contract).
 """
 
 from __future__ import annotations
