@@ -34,7 +34,8 @@ from mesh.manifests import (
 from mesh.policy import parse_policy
 from mesh.reconcile import NamespaceState, desired_object
 
-CRDS = ISTIO_DIR.parent.parent / "shared" / "istio" / "crds-1.30.3.yaml"
+# Vendored from ../shared/istio so a clean clone validates on its own (see its README).
+CRDS = Path(__file__).parents[2] / "data" / "istio" / "crds-1.30.3.yaml"
 OVERLAYS = sorted(p.name for p in (ISTIO_DIR / "overlays").iterdir() if p.is_dir())
 
 
