@@ -13,6 +13,7 @@ inside an accepted match; text before it is final.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,49 @@ def _chars(ascii_ok: np.ndarray) -> str:
     return "".join(chr(c) for c in range(128) if ascii_ok[c])
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    kernel: Any
+    head: tuple[Any, ...]
+    extends: np.ndarray
+    ext_max: int
+    ext_chars: str  # extension characters as strings: str.rstrip measures runs at C speed
+    rule_chars: list[str]
+
+
+# Keyed by id(side); the side is kept in the value so its id cannot be reused.
+_PREPARED: dict[int, tuple[Side, _Prepared]] = {}
+_PREPARED_LOCK = threading.Lock()
+
+
+def _prepared(side: Side) -> _Prepared:
+    hit = _PREPARED.get(id(side))
+    if hit is not None and hit[0] is side:
+        return hit[1]
+    t = side.tables
+    tables = (t.trans, t.byte_class, t.start_state, t.acc_off, t.acc_rules, side.right_ok)
+    # Most accepting rules in one state: bounds the candidates one symbol can add.
+    max_acc = max(int(np.diff(t.acc_off).max(initial=0)), 1)
+    limits = (side.rule_cap, side.forced, side.cap, max_acc)
+    kernel: Any
+    head: tuple[Any, ...]
+    if side.normalized:
+        kernel, head = fold_match, (fold_table(), *tables, *limits)
+    else:
+        kernel, head = match_raw, (*tables, *limits)
+    prepared = _Prepared(
+        kernel=kernel,
+        head=head,
+        extends=np.array([r.extend is not None for r in side.rules], dtype=np.bool_),
+        ext_max=max((r.extend_max for r in side.rules if r.extend is not None), default=0),
+        ext_chars=_chars(np.asarray(side.extend.any(axis=0))),
+        rule_chars=[_chars(side.extend[i]) for i in range(len(side.rules))],
+    )
+    with _PREPARED_LOCK:
+        _PREPARED[id(side)] = (side, prepared)
+    return prepared
+
+
 class MatchState:
     """Resumable matching over one side's tables."""
 
@@ -63,22 +107,15 @@ class MatchState:
         self._fresh: list[tuple[int, int, int]] = []  # from the kernel, extensions unresolved
         self.cursor = 0  # code point where the last accepted match ended
         self._table = fold_table() if side.normalized else None
-        t = side.tables
-        tables = (t.trans, t.byte_class, t.start_state, t.acc_off, t.acc_rules, side.right_ok)
-        # Most accepting rules in one state: bounds the candidates one symbol can add.
-        max_acc = max(int(np.diff(t.acc_off).max(initial=0)), 1)
-        limits = (side.rule_cap, side.forced, side.cap, max_acc)
-        self._kernel: Any
-        self._head: tuple[Any, ...]
-        if self._table is not None:
-            self._kernel, self._head = fold_match, (self._table, *tables, *limits)
-        else:
-            self._kernel, self._head = match_raw, (*tables, *limits)
-        self._extends = np.array([r.extend is not None for r in side.rules], dtype=np.bool_)
-        self._ext_max = max((r.extend_max for r in side.rules if r.extend is not None), default=0)
-        # Extension characters as strings, so str.rstrip measures runs at C speed.
-        self._ext_chars = _chars(np.asarray(side.extend.any(axis=0)))
-        self._rule_chars = [_chars(side.extend[i]) for i in range(len(side.rules))]
+        # Everything derived from the side alone is computed once per side, not per
+        # stream: a guarded response opens a MatchState per channel.
+        prepared = _prepared(side)
+        self._kernel: Any = prepared.kernel
+        self._head: tuple[Any, ...] = prepared.head
+        self._extends = prepared.extends
+        self._ext_max = prepared.ext_max
+        self._ext_chars = prepared.ext_chars
+        self._rule_chars = prepared.rule_chars
 
     def feed(self, data: np.ndarray) -> None:
         """Run the kernel over complete UTF-8 `data`."""
