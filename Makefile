@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed-test
 BENCH_INSTALLED := $(VENV)/.installed-bench
 
-.PHONY: demo test lint typecheck unit e2e bench clean
+.PHONY: demo test lint typecheck unit e2e bench bench-quick clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Weir needs Python 3.11+"'
@@ -43,6 +43,35 @@ e2e: $(INSTALLED)
 bench: $(BENCH_INSTALLED)
 	$(BIN)/python loadtest/bench_codec.py
 	$(BIN)/python loadtest/bench_scanner.py
+	$(BIN)/python loadtest/run_bench.py
+
+# The load test alone, in about 2 minutes (fewer, shorter runs).
+bench-quick: $(BENCH_INSTALLED)
+	$(BIN)/python loadtest/run_bench.py --quick
+
+# Fuzzing and soak (tests/fuzz/, loadtest/soak.py); reports go to reports/.
+.PHONY: fuzz soak
+FUZZ_INSTALLED := $(VENV)/.installed-fuzz
+FUZZ_SECONDS ?= 30
+SOAK_MINUTES ?= 10
+
+$(FUZZ_INSTALLED): pyproject.toml $(INSTALLED)
+	$(BIN)/python -m pip install --quiet -e '.[fuzz]'
+	@touch $@
+
+# Each target runs FUZZ_SECONDS; crash inputs land in reports/fuzz/, a summary at the end.
+fuzz: $(FUZZ_INSTALLED)
+	@mkdir -p reports/fuzz
+	@status=0; for target in tests/fuzz/fuzz_*.py; do \
+		name=$$(basename $$target .py); echo "== $$name ($(FUZZ_SECONDS)s)"; \
+		$(BIN)/python tests/fuzz/run.py $$name -max_total_time=$(FUZZ_SECONDS) \
+			-rss_limit_mb=4096 -timeout=20 -artifact_prefix=reports/fuzz/$$name- \
+			> reports/fuzz/$$name.log 2>&1 || status=1; \
+		grep -E '^(Done|==[0-9]+== ERROR|=== Uncaught)' reports/fuzz/$$name.log || tail -5 reports/fuzz/$$name.log; \
+	done; exit $$status
+
+soak: $(INSTALLED)
+	$(BIN)/python loadtest/soak.py --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -5,6 +5,12 @@ ProcessingRequest into an event, hands it to the exchange state machine
 (`extproc.stream`) and encodes the actions it returns. Any fault ends the
 gRPC stream with an error status, which Envoy (`failure_mode_allow: false`)
 turns into a failed request: Weir fails closed, and the worker lives on.
+
+Drain (SIGTERM): readiness turns off at once, gRPC takes no new streams, and
+the open ones may finish within the grace period. Each stream runs under an
+`asyncio.timeout` that drain moves to the end of the grace; when it fires, the
+exchange is asked for its own ending (`Exchange.terminate`: the provider's
+in-band error event, or a 503), so no stream is ever silently cut short.
 """
 
 from __future__ import annotations
@@ -35,6 +41,10 @@ decision_log = logging.getLogger("weir.decision")
 audit_log = logging.getLogger("weir.audit")
 
 EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
+# After the drain deadline, the time left for the streams' endings to reach Envoy
+# before gRPC cancels whatever is still open.
+DRAIN_FLUSH_SECONDS = 1.0
+DRAIN_REASON = "Weir is shutting down and the drain grace period is over; retry the request"
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,15 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         self._metrics = metrics
         self._config = config
         self._inventory = inventory or Inventory()
+        # One timeout per open stream, unset until drain gives them all a deadline.
+        self._deadlines: set[asyncio.Timeout] = set()
+        self._drain_deadline: float | None = None
+
+    def begin_drain(self, grace: float) -> None:
+        """Give every open stream, and any that still starts, `grace` seconds to finish."""
+        self._drain_deadline = asyncio.get_running_loop().time() + grace
+        for deadline in self._deadlines:
+            deadline.reschedule(self._drain_deadline)
 
     async def Process(
         self,
@@ -68,23 +87,46 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         exchange = Exchange(self._store.current, self._config)
         self._metrics.active_streams.inc()
         error: str | None = None
+        deadline = asyncio.timeout(self._drain_deadline)
         try:
             observe = self._metrics.message_seconds.observe
-            async for request in request_iterator:
-                started = time.perf_counter()
-                responses = [
-                    wire.encode_action(action)
-                    for action in exchange.receive(wire.decode_request(request))
-                ]
-                observe(time.perf_counter() - started)
-                for response in responses:
-                    yield response
-                if exchange.closed:
-                    return
+            requests = aiter(request_iterator)
+            try:
+                async with deadline:
+                    self._deadlines.add(deadline)
+                    async for request in requests:
+                        started = time.perf_counter()
+                        responses = [
+                            wire.encode_action(action)
+                            for action in exchange.receive(wire.decode_request(request))
+                        ]
+                        observe(time.perf_counter() - started)
+                        for response in responses:
+                            yield response
+                        if exchange.closed:
+                            return
+            except TimeoutError:
+                # The drain deadline passed: end the exchange in the provider's terms.
+                error = "drain_deadline"
+                log.warning("drain grace over: ending an open exchange with an error")
+                actions = exchange.terminate(DRAIN_REASON)
+                if not actions:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, DRAIN_REASON)
+                for action in actions:
+                    yield wire.encode_action(action)
+                # After an in-band ending, swallow what Envoy still sends until it closes.
+                while not exchange.closed:
+                    request = await anext(requests, None)
+                    if request is None:
+                        break
+                    for action in exchange.receive(wire.decode_request(request)):
+                        yield wire.encode_action(action)
         except (ProtocolError, wire.UnsupportedMessage) as exc:
             error = "protocol"
             log.warning("ext_proc protocol violation, failing the exchange closed: %s", exc)
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except grpc.aio.AbortError:
+            raise
         except asyncio.CancelledError:
             # Envoy or the client went away; nothing is owed to anyone.
             error = "cancelled"
@@ -94,6 +136,7 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
             log.exception("internal error in an exchange, failing it closed")
             await context.abort(grpc.StatusCode.INTERNAL, "weir internal error")
         finally:
+            self._deadlines.discard(deadline)
             self._metrics.active_streams.dec()
             if error is not None:
                 self._metrics.stream_errors.labels(error).inc()
@@ -169,6 +212,7 @@ class WeirServer:
         self.inventory = Inventory()
         self._warmups = warmups
         self._grpc: grpc.aio.Server | None = None
+        self._processor: ExternalProcessor | None = None
         self._health = health.aio.HealthServicer()
         self._admin: web.AppRunner | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -199,10 +243,10 @@ class WeirServer:
 
     async def _start_grpc(self) -> None:
         server = grpc.aio.server()
-        wire.add_ExternalProcessorServicer_to_server(
-            ExternalProcessor(self.store, self.metrics, self.config.exchange, self.inventory),
-            server,
+        self._processor = ExternalProcessor(
+            self.store, self.metrics, self.config.exchange, self.inventory
         )
+        wire.add_ExternalProcessorServicer_to_server(self._processor, server)
         # ext_authz shares the port: one Service, one Envoy cluster, for both filters.
         authz.add_to_server(authz.Authorization(self.store, self.metrics), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -248,12 +292,19 @@ class WeirServer:
         return web.json_response(self.inventory.snapshot())
 
     async def drain(self) -> None:
-        """Stop taking new work at once; let in-flight streams finish within the grace."""
+        """Stop taking new work at once; let in-flight streams finish within the grace.
+
+        A stream still open when the grace is over is ended by its exchange
+        (`Exchange.terminate`); gRPC cancels what remains a moment later.
+        Returns as soon as no stream is open.
+        """
         self._draining = True
         self.metrics.ready.set(0)
         await self._health.enter_graceful_shutdown()
+        if self._processor is not None:
+            self._processor.begin_drain(self.config.drain_grace)
         if self._grpc is not None:
-            await self._grpc.stop(self.config.drain_grace)
+            await self._grpc.stop(self.config.drain_grace + DRAIN_FLUSH_SECONDS)
 
     async def close(self) -> None:
         if self._watch is not None:

@@ -71,6 +71,11 @@ class SseGuard:
         return self._ended
 
     @property
+    def terminated(self) -> bool:
+        """Weir ended the client's stream (block, or a stream it could not read)."""
+        return self._ended and not self._observe_only
+
+    @property
     def held_bytes(self) -> int:
         return self._parser.held_bytes + sum(c.scanner.held_bytes for c in self._channels.values())
 
@@ -88,6 +93,22 @@ class SseGuard:
             return b""
         out = self._read(b"", final=True)
         return b"" if self._observe_only else out
+
+    def terminate(self, reason: str) -> bytes:
+        """End the stream now, in band: the provider's error event and terminator.
+
+        For a stream that must stop before the upstream ends it (Weir's drain
+        deadline). Text still held is not released: it is unscanned or could be
+        the start of a match. b"" if the stream already ended.
+        """
+        if self._ended:
+            return b""
+        self.failure = reason
+        self._ended = True
+        # Observing only, the client got the upstream's raw bytes, perhaps half an
+        # event: close that event so the error event stands on its own.
+        prefix = b"\n\n" if self._observe_only and self._parser.held_bytes else b""
+        return prefix + self._error_events()
 
     def _read(self, chunk: bytes, *, final: bool) -> bytes:
         try:

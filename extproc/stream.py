@@ -99,6 +99,7 @@ class _Response(Enum):
     STREAMING_BODY = auto()  # nothing to scan: chunks flow as they come
     GUARDING_STREAM = auto()  # an SSE token stream through the SseGuard
     BUFFERING_BODY = auto()  # a JSON response, judged whole; headers withheld
+    ENDED_BY_WEIR = auto()  # blocked mid-stream: the client's response is over
     DONE = auto()
 
 
@@ -174,6 +175,29 @@ class Exchange:
         if isinstance(event, BodyEvent):
             return self._response_body_event(event)
         return self._response_trailers_event(event)
+
+    def terminate(self, reason: str) -> list[Action]:
+        """End the exchange now, in the provider's own terms (Weir's drain deadline passed).
+
+        A request still being judged, or a JSON response still withheld, gets a
+        503 local reply; a guarded token stream gets the provider's in-band error
+        event and end of stream, and what the upstream still sends is swallowed.
+        [] when no such ending exists (waiting for the upstream's headers, an
+        unscanned pass-through body): the caller then fails the ext_proc stream,
+        and Envoy fails the exchange closed (a 500, or a reset mid-response).
+        """
+        if self._closed:
+            return []
+        if self._request is _Request.BUFFERING_BODY or self._response is _Response.BUFFERING_BODY:
+            return [self._refuse(ErrorKind.UNAVAILABLE, reason)]
+        if self._response is _Response.GUARDING_STREAM:
+            guard = self._guard
+            assert guard is not None
+            out = guard.terminate(reason)
+            self._response = _Response.ENDED_BY_WEIR
+            self._close_guard(guard)
+            return [StreamBody(RESPONSE, out, True)]
+        return []
 
     # --- request -------------------------------------------------------------
 
@@ -353,6 +377,8 @@ class Exchange:
             # about 1 MB in FDS. The stream already ended; answering again would not.
             return []
         self.record.response_bytes += len(event.chunk)
+        if self._response is _Response.ENDED_BY_WEIR:
+            return []  # what the upstream still sends after a block goes nowhere
         if self._response is _Response.STREAMING_BODY:
             if event.end_of_stream:
                 self._response = _Response.DONE
@@ -373,6 +399,8 @@ class Exchange:
         raise ProtocolError(f"response body in state {self._response.name}")
 
     def _response_trailers_event(self, event: TrailersEvent) -> list[Action]:
+        if self._response is _Response.ENDED_BY_WEIR:
+            return []
         if self._response is _Response.STREAMING_BODY:
             self._response = _Response.DONE
             return [ContinueTrailers(RESPONSE)]
@@ -393,6 +421,14 @@ class Exchange:
         assert guard is not None
         out = guard.feed(chunk) if chunk else b""
         self.record.held_bytes_max = max(self.record.held_bytes_max, guard.held_bytes)
+        if guard.terminated and not end_of_stream:
+            # The client already has the error event and terminator: end its response now
+            # instead of when the upstream finishes. Envoy 1.40 accepts end_of_stream before
+            # its own and stops reading the upstream, so no more tokens are paid for
+            # (pinned by tests/e2e/test_stream_enforcement.py).
+            self._response = _Response.ENDED_BY_WEIR
+            self._close_guard(guard)
+            return [StreamBody(RESPONSE, out, True)]
         if end_of_stream or final:
             out += guard.finish()
             self._response = _Response.DONE

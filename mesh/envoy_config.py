@@ -302,6 +302,7 @@ def sandbox_bootstrap(
     allow_mode_override: bool = False,
     ext_proc: bool = True,
     ext_authz: bool = False,
+    unguarded: bool = False,
 ) -> dict[str, TypingAny]:
     """A complete static Envoy bootstrap for the sandbox, as a proto-JSON dict.
 
@@ -311,8 +312,10 @@ def sandbox_bootstrap(
     name an Istio overlay uses (``outbound|PORT||weir.weir-system.svc...``).
     ``ext_proc`` and ``ext_authz`` choose the guard filters; ext_authz runs
     first, as Istio's CUSTOM AuthorizationPolicy does, both on the same cluster.
+    ``unguarded=True`` allows neither filter: Envoy alone, the load test's baseline
+    (`loadtest/run_bench.py`); without it a bootstrap that guards nothing is refused.
     """
-    if not (ext_proc or ext_authz):
+    if not (ext_proc or ext_authz or unguarded):
         raise ValueError("a sandbox without ext_proc or ext_authz would guard nothing")
     guards: list[pc.HttpFilter] = []
     if ext_authz:

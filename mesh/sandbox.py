@@ -153,6 +153,8 @@ class MeshSandbox:
     # Which guard filters Envoy runs; both point at the same `weir serve` gRPC port.
     ext_proc: bool = True
     ext_authz: bool = False
+    # Neither filter: Envoy alone, the load test's baseline (must be asked for).
+    unguarded: bool = False
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -227,13 +229,15 @@ class MeshSandbox:
     def stop_weir(self, sig: int = signal.SIGTERM) -> int | None:
         return self._weir.stop(sig) if self._weir else None
 
-    def start_envoy(self) -> None:
+    def start_envoy(self, processor_port: int | None = None) -> None:
+        """Start Envoy; ``processor_port`` points its ext_proc cluster at another
+        processor than `weir serve` (the load test's bare reference processor)."""
         assert self.pki is not None
         bootstrap = sandbox_bootstrap(
             listen_port=self.ports["envoy"],
             admin_port=self.ports["envoy_admin"],
             upstream_port=self.ports["upstream"],
-            weir_grpc_port=self.ports["weir_grpc"],
+            weir_grpc_port=processor_port or self.ports["weir_grpc"],
             ca_path=self.pki.ca,
             server_cert_path=self.pki.server_cert,
             server_key_path=self.pki.server_key,
@@ -241,6 +245,7 @@ class MeshSandbox:
             node_metadata=self.node_metadata,
             ext_proc=self.ext_proc,
             ext_authz=self.ext_authz,
+            unguarded=self.unguarded,
         )
         config_path = self.workdir / "envoy.yaml"
         config_path.write_text(render_yaml(bootstrap))
@@ -258,6 +263,18 @@ class MeshSandbox:
         self._envoy.wait_until(
             lambda: _http_ok(f"http://127.0.0.1:{self.ports['envoy_admin']}/ready"), 30
         )
+
+    def stop_envoy(self, sig: int = signal.SIGTERM) -> int | None:
+        return self._envoy.stop(sig) if self._envoy else None
+
+    def pids(self) -> dict[str, int]:
+        """Process ids of the running children, by role: upstream, weir, envoy."""
+        roles = {"upstream": self._upstream, "weir": self._weir, "envoy": self._envoy}
+        return {
+            role: process.popen.pid
+            for role, process in roles.items()
+            if process is not None and process.popen is not None and process.running
+        }
 
     # --- what tests and the tour use --------------------------------------------
 

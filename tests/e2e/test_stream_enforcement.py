@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,6 +130,30 @@ def test_a_blocked_stream_raises_in_the_sdk_after_a_prefix_that_ends_before_the_
     assert AWS_KEY not in str(raised.value)
 
 
+def test_a_blocked_stream_ends_at_once_without_waiting_for_the_upstream(
+    mesh: MeshSandbox,
+) -> None:
+    """The upstream would take 60 x 50 ms = 3 s more after the key; the HTTP response
+    ends as soon as the error event is out (read to the end here, past where the SDK
+    would stop), and Envoy stops reading the upstream."""
+    text = f"start {AWS_KEY} " + "filler " * 60
+    body = json.dumps({"model": "o3", "stream": True, "messages": PROMPT}).encode()
+    headers = {
+        "content-type": "application/json",
+        **reply(text, x_fake_token_bytes="7", x_fake_piece_delay_ms="50"),
+    }
+    with openai.DefaultHttpxClient(verify=mesh.ssl_context("notebook")) as http:
+        started = time.monotonic()
+        with http.stream("POST", f"{mesh.envoy_url}/v1/chat/completions", content=body,
+                         headers=headers, timeout=30) as response:
+            received = b"".join(response.iter_bytes())
+        elapsed = time.monotonic() - started
+    assert b"weir_response_blocked" in received
+    assert received.rstrip().endswith(b"data: [DONE]")
+    assert AWS_KEY.encode() not in received
+    assert elapsed < 2.0, f"the response stayed open {elapsed:.1f}s after the block"
+
+
 def test_a_prompt_carrying_a_secret_is_blocked_before_the_upstream(mesh: MeshSandbox) -> None:
     with pytest.raises(openai.PermissionDeniedError) as raised:
         mesh.openai_client("checkout").chat.completions.create(
@@ -232,6 +257,22 @@ def test_tool_call_arguments_are_redacted(mesh: MeshSandbox) -> None:
         for call in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
             arguments += call.function.arguments or ""
     assert arguments == offline_redaction(TEXT)
+
+
+def test_responses_function_call_arguments_are_redacted(mesh: MeshSandbox) -> None:
+    client = mesh.openai_client("checkout")
+    with client.responses.stream(
+        model="gpt-4o", input="Tell me.",
+        extra_headers=reply(TEXT, x_fake_tool_call="deploy", x_fake_token_bytes="3"),
+    ) as stream:
+        deltas = "".join(
+            event.delta for event in stream
+            if event.type == "response.function_call_arguments.delta"
+        )
+        final = stream.get_final_response()
+    [call] = [item for item in final.output if item.type == "function_call"]
+    assert deltas == offline_redaction(TEXT)
+    assert call.arguments == offline_redaction(TEXT)
 
 
 def test_anthropic_tool_input_is_blocked(mesh: MeshSandbox) -> None:
