@@ -18,9 +18,8 @@ certificate:
   whole process tree) from ``/proc/<pid>/stat``, over the k6 run, divided by
   the requests k6 completed; and the processor's **RSS** (``VmRSS``, ``VmHWM``);
 - **scaling curves** with k6: stream length (10/100/1000 events), event size
-  (bytes per event), concurrency (1..64 VUs). The issue's fourth curve, the
-  number of rules as 10..500 custom deny-list terms, is skipped: the policy
-  has no custom deny-list key (only the secrets, pii and prompt-injection packs);
+  (bytes per event), concurrency (1..64 VUs), and for Weir the number of rules
+  as 10..500 custom deny-list terms (put in force by live policy reloads);
 - **inter-token delay** (see :func:`inter_token_gaps`): 32 concurrent streams
   from an asyncio client, the upstream pacing events ``--token-interval-ms``
   apart; the gap between consecutive ``data:`` events is timed at the client.
@@ -113,6 +112,7 @@ class Settings:
     lengths: tuple[int, ...] = (10, 100, 1000)
     sizes: tuple[int, ...] = (16, 256, 4096)  # x-fake-event-bytes; "words" is the main run
     concurrency: tuple[int, ...] = (1, 4, 16, 32, 64)
+    rule_counts: tuple[int, ...] = (10, 100, 500)  # deny-list terms added to the full policy
     itl_streams: int = 32
     itl_s: float = 8.0
     token_interval_ms: int = 20
@@ -366,6 +366,7 @@ class LoadResult:
     foreign_cores: float = 0.0
     rss_kib: int = 0
     hwm_kib: int = 0
+    deny_terms: int = 0  # custom deny-list terms in Weir's policy for this run
 
     @property
     def cpu_ms_per_request(self) -> float:
@@ -712,6 +713,36 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+def deny_list_policy(terms: int) -> str:
+    """The full policy plus a response deny-list of `terms` distinct words."""
+    if terms == 0:
+        return FULL_POLICY
+    words = ", ".join(f'"codename-{i:04d}"' for i in range(terms))
+    return FULL_POLICY + (
+        f"      - {{scanner: deny-list, action: redact, terms: [{words}]}}\n"
+    )
+
+
+def use_deny_list(rig: Rig, terms: int, timeout_s: float = 60.0) -> None:
+    """Swap Weir's policy by atomic rename and wait until the new digest is in force."""
+    import hashlib
+    import urllib.request
+
+    text = deny_list_policy(terms)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    path = rig.sandbox.policy_path
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(rig.sandbox.weir_admin_url("/readyz"), timeout=5) as r:
+            if digest in r.read().decode():
+                return
+        time.sleep(0.1)
+    raise BenchError(f"policy with {terms} deny-list terms not in force after {timeout_s}s")
+
+
 def measure_setup(rig: Rig, setup: str, settings: Settings, results: Results) -> None:
     started = time.monotonic()
     rig.use(setup)
@@ -738,6 +769,16 @@ def measure_setup(rig: Rig, setup: str, settings: Settings, results: Results) ->
             results.curves.setdefault(curve, []).append(point)
             log(f"{setup}: {curve} vus={vus} events={events} bytes={size or 'words'}:"
                 f" {point.rps:.0f} req/s, p99 {point.p99_ms:.1f} ms")
+    if settings.curves and setup == "weir":
+        for count in settings.rule_counts:
+            use_deny_list(rig, count)
+            point = run_k6(rig, vus=settings.vus, duration_s=settings.curve_s,
+                           events=settings.events, label="rules")
+            point.deny_terms = count
+            results.curves.setdefault("rules", []).append(point)
+            log(f"weir: rules deny-list terms={count}: {point.rps:.0f} req/s,"
+                f" p99 {point.p99_ms:.1f} ms")
+        use_deny_list(rig, 0)
     gaps = run_gaps(rig, settings)
     results.gaps[setup] = gaps
     q = gaps.quantiles()
@@ -978,13 +1019,19 @@ def write_report(results: Results, out_dir: Path, stamp: str) -> tuple[Path, Pat
                 we = f"{w.rps / e.rps:.2f}×" if w and e and e.rps else "—"
                 wb = f"{w.rps / b.rps:.2f}×" if w and b and b.rps else "—"
                 add(f"| {value} | " + " | ".join(cells) + f" | {we} | {wb} |")
-        add("")
-        add("### number of rules (10 to 500 custom deny-list terms): not measured")
-        add("")
-        add("The policy has no custom deny-list key (its scanners are `secrets`, `pii` and "
-            "`prompt-injection` only), so Weir cannot be given N deny-list terms through "
-            "`weir serve`. The scanner itself has `deny_list()`; its cost by rule count "
-            "belongs in `loadtest/bench_scanner.py` until the policy grows the key.")
+        rules = sorted(results.curves.get("rules", []), key=lambda p: p.deny_terms)
+        if rules:
+            add("")
+            add(f"### number of rules (custom deny-list terms on the response, Weir only, "
+                f"{s.vus} VUs, {s.events} events)")
+            add("")
+            add("Each count is put in force by a live policy reload (atomic rename).")
+            add("")
+            add("| deny-list terms | Weir req/s | p99 ms | CPU ms/req |")
+            add("|---|---|---|---|")
+            for p in rules:
+                add(f"| {p.deny_terms} | {_f(p.rps, 0)} | {_f(p.p99_ms, 0)} | "
+                    f"{_f(p.cpu_ms_per_request, 2)} |")
         add("")
     if results.profile:
         p = results.profile

@@ -68,10 +68,18 @@ def compile_glob(pattern: str) -> re.Pattern[str]:
     return re.compile(body, re.DOTALL)
 
 
+DENY_LIST = "deny-list"
+# A deny-list compiles into the same automaton as the built-in packs; these bounds
+# keep one policy from making that automaton (and its compile time) unreasonable.
+MAX_DENY_TERMS = 5000
+MAX_DENY_TERM_CHARS = 200
+
+
 @dataclass(frozen=True)
 class ScanRule:
     scanner: str
     action: str
+    terms: tuple[str, ...] = ()  # the words of a `deny-list`, matched as whole words
 
 
 @dataclass(frozen=True)
@@ -200,6 +208,21 @@ class Policy:
 # --- the document schema -----------------------------------------------------
 
 
+def _terms_problem(scanner: str, terms: list[str] | None) -> str | None:
+    if scanner != DENY_LIST:
+        return None if terms is None else f"only a '{DENY_LIST}' scanner takes terms"
+    if not terms:
+        return f"a '{DENY_LIST}' needs a non-empty list of terms"
+    if len(terms) > MAX_DENY_TERMS:
+        return f"at most {MAX_DENY_TERMS} terms, got {len(terms)}"
+    for term in terms:
+        if not term.strip():
+            return "terms must not be empty or blank"
+        if len(term) > MAX_DENY_TERM_CHARS:
+            return f"a term is longer than {MAX_DENY_TERM_CHARS} characters"
+    return None
+
+
 class _Strict(BaseModel):
     # strict: YAML's loose typing (`no` is a bool, `1` an int) must not turn
     # into a valid-looking string.
@@ -207,8 +230,9 @@ class _Strict(BaseModel):
 
 
 class _ScanRuleDoc(_Strict):
-    scanner: Literal["secrets", "pii", "prompt-injection"]
+    scanner: Literal["secrets", "pii", "prompt-injection", "deny-list"]
     action: Literal["block", "redact", "audit"]
+    terms: list[str] | None = None
 
 
 class _WorkloadDoc(_Strict):
@@ -423,13 +447,20 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
                         f"{here}.{direction}[{j}].scanner",
                         f"scanner '{rule.scanner}' is listed twice",
                     )
+                problem = _terms_problem(rule.scanner, rule.terms)
+                if problem:
+                    raise fail(f"{here}.{direction}[{j}].terms", problem)
         workloads.append(
             WorkloadRule(
                 name=w.name,
                 match=tuple(w.match),
                 models=None if w.models is None else tuple(w.models),
-                request=tuple(ScanRule(r.scanner, r.action) for r in w.request),
-                response=tuple(ScanRule(r.scanner, r.action) for r in w.response),
+                request=tuple(
+                    ScanRule(r.scanner, r.action, tuple(r.terms or ())) for r in w.request
+                ),
+                response=tuple(
+                    ScanRule(r.scanner, r.action, tuple(r.terms or ())) for r in w.response
+                ),
             )
         )
 

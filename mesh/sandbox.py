@@ -50,7 +50,10 @@ workloads:
     match: ["spiffe://{TRUST_DOMAIN}/ns/payments/sa/checkout"]
     models: ["gpt-4o", "gpt-4o-mini", "claude-sonnet-*"]
     request:  [{{scanner: secrets, action: block}}]
-    response: [{{scanner: secrets, action: redact}}, {{scanner: pii, action: redact}}]
+    response:
+      - {{scanner: secrets, action: redact}}
+      - {{scanner: pii, action: redact}}
+      - {{scanner: deny-list, action: redact, terms: ["Project Falcon", "falcon-db.internal"]}}
   - name: research
     match: ["spiffe://{TRUST_DOMAIN}/ns/research/*"]
     request:  [{{scanner: secrets, action: redact}}, {{scanner: prompt-injection, action: block}}]

@@ -41,17 +41,18 @@ class Scanner:
             return inst
 
     @classmethod
-    def for_scanners(cls, names: Iterable[str]) -> Scanner:
-        """The built-in packs for the named scanners ("secrets", "pii", "prompt-injection")."""
+    def for_scanners(cls, names: Iterable[str], extra: Sequence[Rule] = ()) -> Scanner:
+        """The built-in packs for the named scanners ("secrets", "pii", "prompt-injection"),
+        plus `extra` rules (a policy's deny-list), in one automaton."""
         wanted = list(dict.fromkeys(names))
         unknown = [n for n in wanted if n not in PACKS]
         if unknown:
             raise RuleError(f"unknown scanner(s) {unknown}; choose from {list(SCANNERS)}")
-        if not wanted:
+        if not wanted and not extra:
             raise RuleError("no scanner selected")
         # Pack order is fixed so that the same set in any order hits the same cache entry.
         rules = [r for name in SCANNERS if name in wanted for r in PACKS[name]]
-        return cls.from_rules(rules)
+        return cls.from_rules([*rules, *extra])
 
     @property
     def rules(self) -> tuple[Rule, ...]:

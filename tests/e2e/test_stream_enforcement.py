@@ -91,6 +91,16 @@ def test_a_split_stream_is_redacted_exactly_like_the_offline_scan(
     assert "[REDACTED:aws-access-key-id]" in received
 
 
+def test_a_policy_deny_list_is_redacted_in_the_stream_whatever_the_case_or_width(
+    mesh: MeshSandbox,
+) -> None:
+    text = "The PROJECT falcon launch moves to ｆａｌｃｏｎ-ｄｂ.internal; Falconry is fine."
+    received = stream_chat(mesh, "checkout", text, {"x-fake-token-bytes": "2"})
+    assert received == (
+        "The [REDACTED:deny-list] launch moves to [REDACTED:deny-list]; Falconry is fine."
+    )
+
+
 def test_no_secret_byte_sequence_appears_in_the_raw_response(mesh: MeshSandbox) -> None:
     body = json.dumps({"model": "gpt-4o", "stream": True, "messages": PROMPT}).encode()
     with openai.DefaultHttpxClient(verify=mesh.ssl_context("checkout")) as http:

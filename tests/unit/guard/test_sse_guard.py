@@ -181,3 +181,12 @@ def test_usage_is_read_from_the_stream() -> None:
     run_guard(guard, anthropic_stream(["a", "b", "c"]), [50])
     assert guard.usage.input_tokens == 7
     assert guard.usage.output_tokens == 3
+
+
+def test_a_deny_list_from_policy_is_redacted_across_events() -> None:
+    rules = (ScanRule("deny-list", "redact", ("Project Falcon",)), ScanRule("secrets", "block"))
+    the_plan = plan_for(rules, enforcing=True)
+    assert the_plan is not None
+    text = "Status of project  FALCON: green."
+    out = run_guard(SseGuard(CHAT, the_plan), chat_stream(list(text)), [9])
+    assert received_text(CHAT, out)[0] == "Status of [REDACTED:deny-list]: green."

@@ -133,3 +133,13 @@ async def test_bare_processor_answers_one_exchange() -> None:
     assert responses[0].request_headers.response.status == 0  # CONTINUE
     out = responses[4].response_body.response.body_mutation.streamed_response
     assert out.body == b"data: [DONE]\n\n" and not out.end_of_stream
+
+
+@pytest.mark.parametrize("terms", [0, 10, 500])
+def test_the_rule_count_policies_are_valid_and_carry_their_terms(terms: int) -> None:
+    from loadtest.run_bench import deny_list_policy
+    from mesh.policy import parse_policy
+
+    policy = parse_policy(deny_list_policy(terms), "bench.yaml")
+    deny = [r for r in policy.workloads[0].response if r.scanner == "deny-list"]
+    assert sum(len(r.terms) for r in deny) == terms

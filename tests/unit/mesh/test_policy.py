@@ -389,7 +389,7 @@ INVALID = [
     pytest.param(
         TD + W + "    request: [{scanner: secret, action: block}]\n",
         "workloads[0].request[0].scanner",
-        "'secrets', 'pii' or 'prompt-injection'",
+        "'secrets', 'pii', 'prompt-injection' or 'deny-list'",
         id="unknown_scanner",
     ),
     pytest.param(
@@ -678,3 +678,38 @@ def test_loaded_values_are_immutable() -> None:
         ORDERED.mode = "audit"  # type: ignore[misc]
     with pytest.raises(AttributeError):
         ORDERED.workloads[0].name = "x"  # type: ignore[misc]
+
+
+DENY_BASE = """
+trustDomain: cluster.local
+workloads:
+  - name: w
+    match: ["spiffe://cluster.local/ns/a/*"]
+    response: [{rule}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("rule", "reason"),
+    [
+        ("{scanner: deny-list, action: block}", "needs a non-empty list of terms"),
+        ("{scanner: deny-list, action: block, terms: []}", "needs a non-empty list of terms"),
+        ('{scanner: deny-list, action: block, terms: ["ok", "  "]}', "must not be empty"),
+        (f'{{scanner: deny-list, action: block, terms: ["{"x" * 201}"]}}', "longer than 200"),
+        ('{scanner: secrets, action: block, terms: ["x"]}', "only a 'deny-list' scanner"),
+    ],
+    ids=["missing-terms", "empty-terms", "blank-term", "long-term", "terms-on-secrets"],
+)
+def test_deny_list_terms_are_validated_with_their_path(rule: str, reason: str) -> None:
+    with pytest.raises(PolicyError) as raised:
+        parse_policy(DENY_BASE.format(rule=rule), "p.yaml")
+    assert raised.value.path == "workloads[0].response[0].terms"
+    assert reason in raised.value.reason
+
+
+def test_a_deny_list_keeps_its_terms() -> None:
+    policy = parse_policy(
+        DENY_BASE.format(rule='{scanner: deny-list, action: redact, terms: ["a b", "c"]}')
+    )
+    [rule] = policy.workloads[0].response
+    assert rule.terms == ("a b", "c")
