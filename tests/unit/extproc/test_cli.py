@@ -73,3 +73,12 @@ def test_a_bad_byte_size_is_a_usage_error() -> None:
     result = run("serve", "--policy", "x", "--max-request-body", "lots")
     assert result.returncode == 2
     assert "not a byte size" in result.stderr
+
+
+def test_the_readme_policy_example_passes_policy_check(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    example = readme.split("## Policy", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    policy = tmp_path / "readme-policy.yaml"
+    policy.write_text(example)
+    result = run("policy", "check", str(policy))
+    assert result.returncode == 0, result.stderr
