@@ -51,25 +51,9 @@ from extproc.llm.base import (
     payload_of,
     template_payload,
 )
+from extproc.llm.openai_errors import ERROR_TYPES
+from extproc.llm.openai_errors import error_body as openai_error_body
 from extproc.sse import SseEvent
-
-# The `type` strings OpenAI uses in its error objects; the SDK picks its exception
-# class from the HTTP status, the type is for humans and logs.
-_ERROR_TYPES = {
-    ErrorKind.INVALID_REQUEST: "invalid_request_error",
-    ErrorKind.PERMISSION_DENIED: "permission_error",
-    ErrorKind.NOT_FOUND: "not_found_error",
-    ErrorKind.TOO_LARGE: "invalid_request_error",
-    ErrorKind.UNAVAILABLE: "server_error",
-}
-
-_ERROR_CODES = {
-    ErrorKind.INVALID_REQUEST: "weir_invalid_request",
-    ErrorKind.PERMISSION_DENIED: "weir_policy_denied",
-    ErrorKind.NOT_FOUND: "weir_not_found",
-    ErrorKind.TOO_LARGE: "weir_request_too_large",
-    ErrorKind.UNAVAILABLE: "weir_unavailable",
-}
 
 _ROLE_KINDS = {
     "system": "system",
@@ -88,16 +72,7 @@ class OpenAIChatCompletions(JsonAdapter):
     path = "/v1/chat/completions"
 
     def error_body(self, kind: ErrorKind, message: str) -> bytes:
-        return json.dumps(
-            {
-                "error": {
-                    "message": message,
-                    "type": _ERROR_TYPES[kind],
-                    "param": None,
-                    "code": _ERROR_CODES[kind],
-                }
-            }
-        ).encode()
+        return openai_error_body(kind, message)
 
     # -- requests
 
@@ -211,7 +186,7 @@ class OpenAIChatCompletions(JsonAdapter):
     ) -> list[SseEvent]:
         """``data: {"error": ...}`` and ``data: [DONE]``: the SDK raises openai.APIError."""
         eol = line_ending_of(last, first)
-        error = {"message": message, "type": _ERROR_TYPES[kind], "param": None, "code": code}
+        error = {"message": message, "type": ERROR_TYPES[kind], "param": None, "code": code}
         return [
             SseEvent.build(json.dumps({"error": error}), line_ending=eol),
             SseEvent.build(_DONE, line_ending=eol),

@@ -42,7 +42,6 @@ as a ``ResponseErrorEvent`` and not raise); verified in tests/unit/llm/test_sdk_
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 from extproc.llm.base import (
@@ -64,23 +63,9 @@ from extproc.llm.base import (
     payload_of,
     template_payload,
 )
+from extproc.llm.openai_errors import ERROR_TYPES
+from extproc.llm.openai_errors import error_body as openai_error_body
 from extproc.sse import SseEvent
-
-_ERROR_TYPES = {
-    ErrorKind.INVALID_REQUEST: "invalid_request_error",
-    ErrorKind.PERMISSION_DENIED: "permission_error",
-    ErrorKind.NOT_FOUND: "not_found_error",
-    ErrorKind.TOO_LARGE: "invalid_request_error",
-    ErrorKind.UNAVAILABLE: "server_error",
-}
-
-_ERROR_CODES = {
-    ErrorKind.INVALID_REQUEST: "weir_invalid_request",
-    ErrorKind.PERMISSION_DENIED: "weir_policy_denied",
-    ErrorKind.NOT_FOUND: "weir_not_found",
-    ErrorKind.TOO_LARGE: "weir_request_too_large",
-    ErrorKind.UNAVAILABLE: "weir_unavailable",
-}
 
 _ROLE_KINDS = {
     "system": "system",
@@ -122,16 +107,7 @@ class OpenAIResponses(JsonAdapter):
     path = "/v1/responses"
 
     def error_body(self, kind: ErrorKind, message: str) -> bytes:
-        return json.dumps(
-            {
-                "error": {
-                    "message": message,
-                    "type": _ERROR_TYPES[kind],
-                    "param": None,
-                    "code": _ERROR_CODES[kind],
-                }
-            }
-        ).encode()
+        return openai_error_body(kind, message)
 
     # -- requests
 
@@ -277,7 +253,7 @@ class OpenAIResponses(JsonAdapter):
             "message": message,
             "param": None,
             "sequence_number": number,
-            "error": {"type": _ERROR_TYPES[kind], "code": code, "message": message, "param": None},
+            "error": {"type": ERROR_TYPES[kind], "code": code, "message": message, "param": None},
         }
         response: dict[str, object] = {}
         started = as_dict(dig(first.payload, "response")) if first is not None else None
