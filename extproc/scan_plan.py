@@ -28,6 +28,11 @@ class ScanPlan:
     def stream(self) -> StreamScanner:
         return self.scanner.stream(actions=self.actions)
 
+    @property
+    def observe_only(self) -> bool:
+        """True when no action changes a byte: findings are only recorded."""
+        return not any(action in (BLOCK, REDACT) for action in self.actions.values())
+
     def action_for(self, finding: Finding) -> str:
         return self.actions.get(finding.scanner, AUDIT)
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from extproc.audit import FindingRecord, match_hash
 from extproc.llm.base import BadResponseBody, Channel, ErrorKind, Provider, StreamEvent, Usage
-from extproc.scan_plan import BLOCK, REDACT, ScanPlan
+from extproc.scan_plan import BLOCK, ScanPlan
 from extproc.scanner import StreamScanner
 from extproc.sse import SseError, SseEvent, SseParser, serialize
 
@@ -64,7 +64,7 @@ class SseGuard:
         self._first: StreamEvent | None = None
         self._last: StreamEvent | None = None
         self._ended = False  # Weir ended the stream (block or failure): swallow the rest
-        self._observe_only = not any(a in (BLOCK, REDACT) for a in self.plan.actions.values())
+        self._observe_only = self.plan.observe_only
 
     @property
     def ended(self) -> bool:

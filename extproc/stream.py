@@ -64,7 +64,7 @@ from extproc.llm.base import (
     parse_response_body,
     read_model_and_stream,
 )
-from extproc.scan_plan import BLOCK, REDACT, ScanPlan, plan_for
+from extproc.scan_plan import ScanPlan, plan_for
 from extproc.sse_guard import SseGuard
 from mesh.identity import Identity, IdentityInputs, resolve_identity
 from mesh.policy import Policy
@@ -350,7 +350,7 @@ class Exchange:
             self._response = _Response.STREAMING_BODY
             return [ContinueHeaders(RESPONSE)]
 
-        observe_only = not any(a in (BLOCK, REDACT) for a in plan.actions.values())
+        observe_only = plan.observe_only
         encoding = header_value(event.headers, "content-encoding")
         content_type = (header_value(event.headers, "content-type") or "").lower()
         unscannable = None
@@ -452,7 +452,7 @@ class Exchange:
         self._body = bytearray()
         self._response = _Response.DONE
         plan = self._response_plan
-        observe_only = not any(a in (BLOCK, REDACT) for a in plan.actions.values())
+        observe_only = plan.observe_only
         try:
             document = parse_response_body(body)
         except BadResponseBody as exc:

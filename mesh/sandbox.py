@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mesh.certs import PkiPaths, write_pki
-from mesh.envoy_config import render_yaml, sandbox_bootstrap
+from mesh.envoy_config import envoy_binary, render_yaml, sandbox_bootstrap
 
 TRUST_DOMAIN = "cluster.local"
 
@@ -84,12 +84,6 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-def envoy_binary() -> str:
-    from mesh.envoy_config import envoy_binary as find
-
-    return find()
 
 
 @dataclass
