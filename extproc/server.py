@@ -87,6 +87,7 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         exchange = Exchange(self._store.current, self._config)
         self._metrics.active_streams.inc()
         error: str | None = None
+        finished = False
         deadline = asyncio.timeout(self._drain_deadline)
         try:
             observe = self._metrics.message_seconds.observe
@@ -101,6 +102,11 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                             for action in exchange.receive(wire.decode_request(request))
                         ]
                         observe(time.perf_counter() - started)
+                        if exchange.complete and not finished:
+                            # Publish before the last bytes go out: a client that reads
+                            # the metrics right after its stream ends must see this call.
+                            finished = True
+                            self._finish(exchange.record)
                         for response in responses:
                             yield response
                         if exchange.closed:
@@ -138,12 +144,15 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         finally:
             self._deadlines.discard(deadline)
             self._metrics.active_streams.dec()
-            if error is not None:
+            # Envoy cancelling the gRPC stream after the response is complete is its
+            # ordinary way of hanging up, not an error.
+            if error is not None and not (finished and error == "cancelled"):
                 self._metrics.stream_errors.labels(error).inc()
-                if exchange.record.verdict == "pending":
+            if not finished:
+                if error is not None and exchange.record.verdict == "pending":
                     exchange.record.verdict = "error"
                     exchange.record.reason = f"ext_proc stream ended: {error}"
-            self._finish(exchange.record)
+                self._finish(exchange.record)
 
     def _finish(self, record: ExchangeRecord) -> None:
         elapsed = time.monotonic() - record.started

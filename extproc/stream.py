@@ -13,7 +13,8 @@ refused reach the upstream (as headers, then a reset). Holding them keeps the
 promise that the upstream never sees a denied request.
 
 The response side depends on the workload's response rules and the reply:
-- no rules, a non-2xx reply, or no body: it flows through chunk by chunk;
+- no rules, a non-2xx reply, or no body: it flows through chunk by chunk
+  (a 2xx LLM answer is still metered for its usage, by `UsageMeter`);
 - an SSE token stream: each chunk goes through `SseGuard` (per-channel
   streaming scanners); only released bytes are answered, so one chunk in may
   be zero or several bytes out;
@@ -66,6 +67,7 @@ from extproc.llm.base import (
 )
 from extproc.scan_plan import ScanPlan, plan_for
 from extproc.sse_guard import SseGuard
+from extproc.usage_meter import UsageMeter
 from mesh.identity import Identity, IdentityInputs, resolve_identity
 from mesh.policy import Policy
 
@@ -154,12 +156,23 @@ class Exchange:
         self._identity: Identity | None = None
         self._response_plan: ScanPlan | None = None
         self._guard: SseGuard | None = None
+        self._meter: UsageMeter | None = None
         self.record = ExchangeRecord(policy_digest=policy.digest)
 
     @property
     def closed(self) -> bool:
         """True once a local reply ended the exchange; Envoy sends nothing more after it."""
         return self._closed
+
+    @property
+    def complete(self) -> bool:
+        """True once the client's response is decided and fully handed to Envoy.
+
+        The record is final from here on, so the server can publish it before the last
+        bytes reach the client rather than whenever Envoy gets round to closing the
+        gRPC stream.
+        """
+        return self._closed or self._response in (_Response.DONE, _Response.ENDED_BY_WEIR)
 
     def receive(self, event: Event) -> list[Action]:
         if self._closed:
@@ -345,14 +358,23 @@ class Exchange:
         if event.end_of_stream:
             self._response = _Response.DONE
             return [ContinueHeaders(RESPONSE)]
+        encoding = header_value(event.headers, "content-encoding")
+        content_type = (header_value(event.headers, "content-type") or "").lower()
         if plan is None or self._provider is None or not 200 <= (self.record.status or 0) < 300:
-            # Nothing to scan, or the provider's own error reply: it flows as it comes.
+            # Nothing to scan, or the provider's own error reply: it flows as it comes,
+            # and an LLM answer is still metered for its usage.
             self._response = _Response.STREAMING_BODY
+            metered = self._provider is not None and 200 <= (self.record.status or 0) < 300
+            if metered and encoding in (None, "", "identity"):
+                assert self._provider is not None
+                self._meter = UsageMeter(
+                    self._provider,
+                    event_stream="text/event-stream" in content_type,
+                    max_body=self._config.max_response_body,
+                )
             return [ContinueHeaders(RESPONSE)]
 
         observe_only = plan.observe_only
-        encoding = header_value(event.headers, "content-encoding")
-        content_type = (header_value(event.headers, "content-type") or "").lower()
         unscannable = None
         if encoding not in (None, "", "identity"):
             unscannable = f"the upstream response is compressed ({encoding}) and cannot be scanned"
@@ -380,8 +402,10 @@ class Exchange:
         if self._response is _Response.ENDED_BY_WEIR:
             return []  # what the upstream still sends after a block goes nowhere
         if self._response is _Response.STREAMING_BODY:
+            if self._meter is not None:
+                self._meter.feed(event.chunk)
             if event.end_of_stream:
-                self._response = _Response.DONE
+                self._end_streaming_body()
             return [StreamBody(RESPONSE, event.chunk, event.end_of_stream)]
         if self._response is _Response.GUARDING_STREAM:
             return self._guarded_chunk(event.chunk, end_of_stream=event.end_of_stream)
@@ -402,7 +426,7 @@ class Exchange:
         if self._response is _Response.ENDED_BY_WEIR:
             return []
         if self._response is _Response.STREAMING_BODY:
-            self._response = _Response.DONE
+            self._end_streaming_body()
             return [ContinueTrailers(RESPONSE)]
         if self._response is _Response.GUARDING_STREAM:
             return [*self._guarded_chunk(b"", end_of_stream=False, final=True),
@@ -478,6 +502,12 @@ class Exchange:
             body = self._provider.rewrite_response(document, verdict.replacements)
             headers = ContinueHeaders(RESPONSE, remove_headers=("content-length",))
         return [headers, *_stream_chunks(RESPONSE, body, end_of_stream)]
+
+    def _end_streaming_body(self) -> None:
+        self._response = _Response.DONE
+        if self._meter is not None:
+            self._record_usage(self._meter.finish())
+            self._meter = None
 
     def _record_usage(self, usage: Usage | None) -> None:
         if usage is not None:

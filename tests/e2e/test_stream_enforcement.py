@@ -340,6 +340,41 @@ def test_usage_counters_match_the_upstreams_usage(mesh: MeshSandbox) -> None:
     assert metric(mesh, pattern_in) - before_in == usage.prompt_tokens
 
 
+# The same workloads with no response rules: nothing is scanned on the way back, and
+# the answers are still metered for usage.
+UNSCANNED_POLICY = re.sub(r"    response:.*?(?=  - name|\Z)", "", SANDBOX_POLICY, flags=re.S)
+
+
+@pytest.fixture(scope="module")
+def unscanned_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshSandbox]:
+    assert "response" not in UNSCANNED_POLICY
+    with MeshSandbox(tmp_path_factory.mktemp("unscanned"), policy_text=UNSCANNED_POLICY) as running:
+        yield running
+
+
+def test_answers_that_are_not_scanned_are_still_metered(unscanned_mesh: MeshSandbox) -> None:
+    mesh = unscanned_mesh
+    pattern_out = r'weir_tokens_total\{direction="out",.*workload="payments-checkout"\}'
+    pattern_in = r'weir_tokens_total\{direction="in",.*workload="payments-checkout"\}'
+    before_out, before_in = metric(mesh, pattern_out), metric(mesh, pattern_in)
+    usage = None
+    for chunk in mesh.openai_client("checkout").chat.completions.create(
+        model="gpt-4o", messages=echo("a harmless sentence"), stream=True,
+        stream_options={"include_usage": True},
+    ):
+        usage = chunk.usage or usage
+    assert usage is not None
+    message = mesh.anthropic_client("checkout").messages.create(
+        model="claude-sonnet-4", max_tokens=100, messages=echo("two harmless sentences here"),
+    )
+    assert metric(mesh, pattern_out) - before_out == (
+        usage.completion_tokens + message.usage.output_tokens
+    )
+    assert metric(mesh, pattern_in) - before_in == (
+        usage.prompt_tokens + message.usage.input_tokens
+    )
+
+
 def test_a_response_over_a_megabyte_passes_whole_envoy_issue_46237(mesh: MeshSandbox) -> None:
     big = " ".join(f"token{i}" for i in range(150_000))  # about 1.3 MB
     completion = mesh.openai_client("checkout").chat.completions.create(

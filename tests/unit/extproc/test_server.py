@@ -107,3 +107,47 @@ async def test_readiness_turns_off_when_draining(server: WeirServer) -> None:
 async def test_readiness_is_503_before_the_policy_is_loaded(tmp_path: Path) -> None:
     server = WeirServer(ServeConfig(str(tmp_path / "policy.yaml"), "127.0.0.1:0", "127.0.0.1:0"))
     assert not server.ready
+
+
+def response_headers_message(content_type: str) -> wire.ProcessingRequest:
+    request = wire.ProcessingRequest()
+    for key, value in ((":status", "200"), ("content-type", content_type)):
+        header = request.response_headers.headers.headers.add()
+        header.key, header.raw_value = key, value.encode()
+    return request
+
+
+def response_body_message(body: bytes, end: bool) -> wire.ProcessingRequest:
+    request = wire.ProcessingRequest()
+    request.response_body.body, request.response_body.end_of_stream = body, end
+    return request
+
+
+async def test_the_record_is_published_before_envoy_closes_the_stream(server: WeirServer) -> None:
+    # Envoy closes the gRPC stream some time after the client already has its last byte;
+    # metrics read in between must already count the call.
+    request = json.dumps({"model": "gpt-4o", "messages": []}).encode()
+    answer = json.dumps({
+        "id": "c1", "object": "chat.completion", "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 4, "completion_tokens": 3, "total_tokens": 7},
+    }).encode()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        call = wire.ExternalProcessorStub(channel).Process()
+        await call.write(headers_message("spiffe://cluster.local/ns/payments/sa/checkout"))
+        await call.write(body_message(request, True))
+        for _ in range(2):
+            await call.read()
+        await call.write(response_headers_message("application/json"))
+        await call.write(response_body_message(answer, True))
+        last = None
+        while last is None or last.WhichOneof("response") != "response_body":
+            last = await call.read()
+        assert last.response_body.response.body_mutation.streamed_response.end_of_stream
+        metrics = server.metrics.render().decode()
+        await call.done_writing()
+        assert await call.read() == grpc.aio.EOF
+    assert ('weir_tokens_total{direction="out",model="gpt-4o",'
+            'provider="openai.chat_completions",workload="checkout"} 3.0') in metrics
+    assert "decision=\"allow\"" in metrics and 'weir_stream_errors_total{' not in metrics

@@ -1,0 +1,91 @@
+"""Token usage read from a response that flows through unscanned.
+
+A workload without response rules still owes the operator its usage figures:
+"where AI runs and what it does" includes what it costs. The meter watches a copy
+of the bytes as they pass and never changes or delays them; anything it cannot
+read (broken SSE, a body past the limit, a shape the adapter does not know) just
+leaves the usage unknown. Enforcement is not its job: `SseGuard` and the document
+guard read usage themselves when there are rules.
+"""
+
+from __future__ import annotations
+
+from extproc.llm.base import BadResponseBody, Provider, Usage, parse_response_body
+from extproc.sse import SseError, SseParser
+
+# An event longer than this without a blank line is not an LLM event worth metering.
+MAX_PENDING_EVENT = 1 << 20
+_BLANK_LINES = (b"\n\n", b"\r\n\r\n", b"\r\r")
+
+
+class UsageMeter:
+    """Feed the response body's chunks as they pass; `finish` gives the usage, if any."""
+
+    def __init__(self, provider: Provider, *, event_stream: bool, max_body: int) -> None:
+        self._provider = provider
+        self._event_stream = event_stream
+        self._pending = bytearray()  # SSE: bytes after the last blank line; JSON: the body
+        self._max_body = max_body
+        self._usage: Usage | None = None
+        self._gave_up = False
+
+    def feed(self, chunk: bytes) -> None:
+        if self._gave_up or not chunk:
+            return
+        pending = self._pending
+        if not self._event_stream:
+            if len(pending) + len(chunk) > self._max_body:
+                self._give_up()
+            else:
+                pending += chunk
+            return
+        # Cheap on purpose, since nothing is scanned on this path: only complete events
+        # that mention usage are parsed; the rest are dropped at C speed.
+        start = len(pending)
+        pending += chunk
+        search_from = max(start - 3, 0)
+        end = max(
+            (at + len(sep) for sep in _BLANK_LINES
+             if (at := pending.rfind(sep, search_from)) >= 0),
+            default=-1,
+        )
+        if end < 0:
+            if len(pending) > MAX_PENDING_EVENT:
+                self._give_up()
+            return
+        complete = bytes(pending[:end])
+        del pending[:end]
+        if b"usage" in complete:
+            self._read_events(complete, final=False)
+
+    def finish(self) -> Usage | None:
+        if self._gave_up:
+            return None
+        rest = bytes(self._pending)
+        self._pending = bytearray()
+        if self._event_stream:
+            if b"usage" in rest:
+                self._read_events(rest, final=True)
+        elif rest:
+            try:
+                self._usage = self._provider.usage(parse_response_body(rest))
+            except BadResponseBody:
+                return None
+        return None if self._gave_up else self._usage
+
+    def _read_events(self, complete: bytes, *, final: bool) -> None:
+        parser = SseParser()
+        try:
+            events = parser.feed(complete) + parser.finish()
+            for event in events:
+                if event.data is None or "usage" not in event.data:
+                    continue
+                found = self._provider.usage(event)
+                if found is not None:
+                    self._usage = found if self._usage is None else self._usage.merged(found)
+        except (SseError, BadResponseBody):
+            self._give_up()
+
+    def _give_up(self) -> None:
+        self._gave_up = True
+        self._pending = bytearray()
