@@ -125,6 +125,9 @@ class SseEvent:
         lines if there was none), and use the old line ending style. A rebuilt
         event always ends with a blank line, so anything may follow it.
         """
+        simple = self._simple_with_data(new_data)
+        if simple is not None:
+            return simple
         bom = self.raw.startswith(_BOM)
         lines = _block_lines(self.raw[3:] if bom else self.raw)
         kept: list[str] = []
@@ -144,6 +147,25 @@ class SseEvent:
         if not inserted:
             kept.extend(_data_lines(new_data, prefix))
         return _from_lines(kept, self.line_ending, bom=bom)
+
+
+    def _simple_with_data(self, new_data: str) -> SseEvent | None:
+        """`with_data` for the common shape, [``event: X``] then one ``data: `` line.
+
+        Every token event of the three providers looks like this, so rebuilding it need
+        not re-parse the block; anything else (comments, ids, several data lines, no
+        space after the colon, a BOM) takes the general path.
+        """
+        if self.data is None or self.id is not None or self.retry is not None or self.comments:
+            return None
+        if "\n" in new_data or "\r" in new_data:
+            return None
+        eol = self.line_ending.decode("ascii")
+        head = "" if self.event is None else f"event: {self.event}{eol}"
+        if self.raw != f"{head}data: {self.data}{eol}{eol}".encode():
+            return None
+        raw = f"{head}data: {new_data}{eol}{eol}".encode()
+        return SseEvent(raw, self.event, new_data, None, None, (), self.line_ending)
 
 
 def serialize(event: SseEvent) -> bytes:

@@ -124,18 +124,30 @@ class SseGuard:
 
     def _process(self, events: list[SseEvent]) -> bytes:
         out: list[bytes] = []
+        run: list[StreamEvent] = []  # consecutive mergeable text events, not yet scanned
         for event in events:
             self.events += 1
             try:
                 view = self.provider.read_event(event)
             except BadResponseBody as exc:
-                out.append(self._fail(f"unreadable stream event: {exc}"))
+                if run:
+                    out.append(self._merged(run))
+                if not self._ended:
+                    out.append(self._fail(f"unreadable stream event: {exc}"))
                 break
             if self._first is None:
                 self._first = view
             self._last = view
             if view.usage is not None:
                 self.usage = self.usage.merged(view.usage)
+            if view.mergeable:
+                run.append(view)
+                continue
+            if run:
+                out.append(self._merged(run))
+                run = []
+                if self._ended:
+                    break
             if view.deltas:
                 out.append(self._deltas(view))
             elif _is_keepalive(view):
@@ -145,6 +157,36 @@ class SseGuard:
                 if not self._ended:
                     out.append(self._boundary(view))
             if self._ended:
+                break
+        if run and not self._ended:
+            out.append(self._merged(run))
+        return b"".join(out)
+
+    def _merged(self, run: list[StreamEvent]) -> bytes:
+        """A run of text-only events: one scanner call and at most one event per channel.
+
+        Each channel's fragments are scanned as one text (the scanner is split-invariant)
+        and what it releases goes out in the channel's last event of the run; the others
+        are dropped, and so is that one when everything is still held. Fewer events, JSON
+        rewrites and scanner calls: the coalescing that keeps a token stream cheap.
+        """
+        by_channel: dict[Channel, list[StreamEvent]] = {}
+        for view in run:
+            by_channel.setdefault(view.deltas[0].channel, []).append(view)
+        out: list[bytes] = []
+        for name, views in by_channel.items():
+            last = views[-1]
+            channel = self._channel(name, last)
+            if channel is None:
+                out.append(self._fail("too many text channels in one response"))
+                break
+            channel.template = last
+            text = "".join(view.deltas[0].text for view in views)
+            released = self._scan(name, channel.scanner, text.encode(), final=False)
+            if released:
+                out.append(self._rewrite(last, {name: released}))
+            if self._ended:
+                out.append(self._error_events())
                 break
         return b"".join(out)
 

@@ -518,6 +518,14 @@ def percentile(values: Sequence[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=float), q))
 
 
+def _carries_text(line: bytes) -> bool:
+    """A chat chunk with non-empty content: a token the user sees, not framing."""
+    if not line.startswith(b"data: {"):
+        return False
+    choices = json.loads(line[6:]).get("choices") or [{}]
+    return bool((choices[0].get("delta") or {}).get("content"))
+
+
 async def inter_token_gaps(
     url: str, context: Any, *, streams: int, duration_s: float, events: int, interval_ms: int,
     setup: str,
@@ -528,9 +536,12 @@ async def inter_token_gaps(
     a model's token rate. Each of ``streams`` workers (starts staggered over one interval, so
     that the streams' events do not all fall on the same millisecond) opens streams back to
     back until ``duration_s`` is over; for every stream the client records the monotonic time
-    at which each complete ``data:`` line is read, and keeps the gaps between consecutive
-    events. A processor that adds per-message latency jitter, queues under load or holds text
-    back (releasing two events together) widens the gap distribution; a constant per-event
+    at which each ``data:`` line that carries text is read (framing events such as the role
+    chunk, the finish chunk and ``[DONE]`` are not tokens), and keeps the gaps between
+    consecutive ones. Counting every event would flatter a processor that sends empty
+    events on time while it holds the text back. A processor that adds per-message latency
+    jitter, queues under load or holds text back (releasing two events together) widens the
+    gap distribution; a constant per-event
     delay does not change gaps, and shows in the time to first event instead. The client's own
     scheduling noise is the same for every setup, so the difference of the quantiles against
     Envoy alone (same run, same client) is the delay the processor adds.
@@ -562,7 +573,8 @@ async def inter_token_gaps(
                                         timeout=per_stream_timeout) as response:
                     async for line in response.content:
                         if line.startswith(b"data:"):
-                            times.append(time.perf_counter())
+                            if _carries_text(line):
+                                times.append(time.perf_counter())
                             last = line
                     ok = response.status == 200 and last.strip() == b"data: [DONE]"
             except (aiohttp.ClientError, TimeoutError):
@@ -954,13 +966,19 @@ def write_report(results: Results, out_dir: Path, stamp: str) -> tuple[Path, Pat
         "(aiohttp, HTTP/1.1, the same client certificate). The upstream writes one event every "
         f"{s.token_interval_ms} ms (`x-fake-piece-delay-ms`), a model's token rate; the "
         f"{s.itl_streams} streams start staggered over one interval and run back to back. For "
-        "every `data:` line the client records the time it was read, and keeps the gap to the "
-        "previous one. Added inter-token delay at a quantile is that quantile of the gaps "
+        "every `data:` line that carries text (not the role or finish chunk, not `[DONE]`) the "
+        "client records the time it was read, and keeps the gap to the previous one. Added "
+        "inter-token delay at a quantile is that quantile of the gaps "
         "through the processor minus the same quantile through Envoy alone, measured in the "
         "same run by the same client (the client's own scheduling noise is in both). "
         "Jitter, queueing and held-back text (two events released together: one short gap, "
         "one long) widen the distribution; a constant per-event delay shifts the whole stream "
-        "and shows in the time to first event instead.")
+        "and shows in the time to first event instead. Weir's scanner holds a word until the "
+        "next character shows that it cannot become a match (an e-mail address may follow any "
+        "word), and releases nothing of an event it holds whole: such an event is dropped and "
+        "its text travels in the next one. The p99 gap therefore includes that hold-back (one "
+        "token interval when a sentence end waits for the next word), which is the price of "
+        "never releasing part of a match, not processing time.")
     add("")
     if results.locust:
         add(f"## locust vs k6 ({s.vus} users, {s.events} events)")

@@ -126,7 +126,7 @@ class AnthropicMessages(JsonAdapter):
             if delta is not None and fields is not None and index is not None:
                 channel_kind, key = fields
                 texts.delta((channel_kind, index), delta.get(key), ("delta", key))
-            return texts.view(event, payload)
+            return texts.view(event, payload, mergeable=True)
         if kind == "content_block_start":
             index = as_int(payload.get("index"))
             block = as_dict(payload.get("content_block"))

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from extproc.llm.base import (
     BadResponseBody,
     Channel,
+    Delta,
     ErrorKind,
     JsonAdapter,
     StreamEvent,
@@ -110,6 +111,9 @@ class OpenAIChatCompletions(JsonAdapter):
         payload = payload_of(event, "chat completion chunk")
         if payload is None:
             return texts.view(event, None)
+        simple = _read_content_chunk(event, payload)
+        if simple is not None:
+            return simple
         error = as_dict(payload.get("error"))
         if payload.get("error"):
             message = error.get("message") if error is not None else None
@@ -150,7 +154,9 @@ class OpenAIChatCompletions(JsonAdapter):
                     legacy.get("arguments"),
                     (*base, "function_call", "arguments"),
                 )
-        return texts.view(event, payload, usage=_usage(payload.get("usage")))
+        return texts.view(
+            event, payload, usage=_usage(payload.get("usage")), mergeable=_mergeable(payload)
+        )
 
     def event_with_text(
         self, template: SseEvent | StreamEvent, channel: Channel, text: str
@@ -191,6 +197,79 @@ class OpenAIChatCompletions(JsonAdapter):
             SseEvent.build(json.dumps({"error": error}), line_ending=eol),
             SseEvent.build(_DONE, line_ending=eol),
         ]
+
+
+_CONTENT_PATH = ("choices", 0, "delta", "content")
+
+
+def _read_content_chunk(event: SseEvent, payload: dict[str, object]) -> StreamEvent | None:
+    """The view of a plain content chunk, the bulk of every stream, without the general walk.
+
+    Exactly what the general path in `read_event` gives for the same chunk (a property
+    test holds the two together); None for any other shape.
+    """
+    choices = payload.get("choices")
+    if type(choices) is not list or len(choices) != 1 or payload.get("error"):
+        return None
+    choice = choices[0]
+    if type(choice) is not dict:
+        return None
+    delta = choice.get("delta")
+    if type(delta) is not dict or len(delta) != 1:
+        return None
+    content = delta.get("content")
+    if type(content) is not str or not content:
+        return None
+    channel: Channel = ("content", _index(choice, 0))
+    return StreamEvent(
+        sse=event,
+        payload=payload,
+        deltas=(Delta(channel, content),),
+        usage=_usage(payload.get("usage")),
+        paths={channel: (_CONTENT_PATH,)},
+        mergeable=_mergeable(payload),
+    )
+
+
+# Chunk fields every chunk of a stream repeats; losing one chunk's copy loses nothing.
+_REPEATED_FIELDS = frozenset(
+    {"id", "object", "created", "model", "system_fingerprint", "service_tier", "obfuscation",
+     "choices", "usage"}
+)
+
+
+def _mergeable(payload: Mapping[str, object]) -> bool:
+    """One choice, one fragment of content, refusal or tool arguments, and nothing else.
+
+    A tool call's first delta (id, name, type), a role, a finish reason, logprobs or
+    usage make the chunk carry more than text, so it stays whole.
+    """
+    if not _REPEATED_FIELDS.issuperset(payload) or payload.get("usage") is not None:
+        return False
+    choices = payload.get("choices")
+    if not isinstance(choices, list) or len(choices) != 1:
+        return False
+    choice = choices[0]
+    if not isinstance(choice, dict) or choice.get("finish_reason") is not None:
+        return False
+    if choice.get("logprobs") or not {"index", "delta", "logprobs", "finish_reason"}.issuperset(
+        choice
+    ):
+        return False
+    delta = choice.get("delta")
+    if not isinstance(delta, dict) or len(delta) != 1:
+        return False
+    if "content" in delta or "refusal" in delta:
+        return True
+    calls = delta.get("tool_calls")
+    if not isinstance(calls, list) or len(calls) != 1 or not isinstance(calls[0], dict):
+        return False
+    function = calls[0].get("function")
+    return (
+        set(calls[0]) == {"index", "function"}
+        and isinstance(function, dict)
+        and set(function) == {"arguments"}
+    )
 
 
 def _index(entry: Mapping[str, object], position: int) -> int:

@@ -162,7 +162,8 @@ class OpenAIResponses(JsonAdapter):
             channel = _channel(kind, output_index, payload if has_part else None)
             if channel is not None:
                 texts.delta(channel, payload.get("delta"), ("delta",))
-            return texts.view(event, payload)
+            # Logprobs belong to this event's own tokens: such an event stays whole.
+            return texts.view(event, payload, mergeable=not payload.get("logprobs"))
         done_shape = _DONES.get(event_type) if isinstance(event_type, str) else None
         if done_shape is not None and output_index is not None:
             kind, key = done_shape

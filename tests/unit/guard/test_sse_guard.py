@@ -190,3 +190,67 @@ def test_a_deny_list_from_policy_is_redacted_across_events() -> None:
     text = "Status of project  FALCON: green."
     out = run_guard(SseGuard(CHAT, the_plan), chat_stream(list(text)), [9])
     assert received_text(CHAT, out)[0] == "Status of [REDACTED:deny-list]: green."
+
+
+# --- coalescing runs of text-only events ---------------------------------------------
+
+
+def test_a_run_of_text_events_in_one_chunk_goes_out_as_one_event_per_channel() -> None:
+    pieces = ["The ", "river ", "runs ", "to ", "the ", "sea."]
+    guard = SseGuard(CHAT, plan(secrets="redact", pii="redact"))
+    out = run_guard(guard, chat_stream(pieces), [])
+    text, views = received_text(CHAT, out)
+    assert text == "".join(pieces)
+    # role chunk, the coalesced text (one event, or two when the tail is held to the end),
+    # the finish chunk and [DONE]: never one event per piece.
+    text_events = [v for v in views if v.deltas]
+    assert 1 <= len(text_events) <= 2
+    assert views[-1].terminal and views[-2].payload["choices"][0]["finish_reason"] == "stop"
+
+
+def test_an_event_whose_text_is_all_held_is_not_sent_empty() -> None:
+    # "AKIAQ3" could still become a key: none of it is released, and no empty event goes out.
+    guard = SseGuard(CHAT, plan(secrets="redact"))
+    parser = SseParser()
+    events = parser.feed(chat_stream(["plain words ", AWS_KEY[:6], AWS_KEY[6:], " ok"]))
+    outputs = [guard.feed(event.raw) for event in events]
+    assert b"plain words" in outputs[1]
+    assert outputs[2] == b""  # all held
+    assert AWS_KEY[:6].encode() not in b"".join(outputs)
+    text, _ = received_text(CHAT, b"".join(outputs) + guard.finish())
+    assert text == "plain words [REDACTED:aws-access-key-id] ok"
+
+
+def test_text_events_that_carry_more_than_text_stay_whole() -> None:
+    events = [
+        {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {
+            "tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                            "function": {"name": "lookup", "arguments": "{\"q\""}}]},
+            "finish_reason": None}]},
+        {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {
+            "tool_calls": [{"index": 0, "function": {"arguments": ": \"rivers\"}"}}]},
+            "finish_reason": None}]},
+        {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {
+            "content": "done"}, "logprobs": {"content": []}, "finish_reason": None}]},
+    ]
+    body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+    guard = SseGuard(CHAT, plan(secrets="redact"))
+    out = run_guard(guard, body + b"data: [DONE]\n\n", [])
+    _, views = received_text(CHAT, out)
+    calls = [v.payload["choices"][0]["delta"].get("tool_calls") for v in views if v.payload]
+    assert calls[0][0]["id"] == "call_1" and calls[0][0]["function"]["name"] == "lookup"
+    assert "".join(c[0]["function"]["arguments"] for c in calls if c) == '{"q": "rivers"}'
+    assert any(v.payload and "logprobs" in v.payload["choices"][0] for v in views)
+
+
+@pytest.mark.parametrize("chunk", [1, 17, 64, 1 << 20])
+def test_coalesced_anthropic_streams_still_redact_exactly(chunk: int) -> None:
+    pieces = [TEXT[i : i + 3] for i in range(0, len(TEXT), 3)]
+    guard = SseGuard(ANTHROPIC, plan(secrets="redact", pii="redact"))
+    out = run_guard(guard, anthropic_stream(pieces), [chunk])
+    text, views = received_text(ANTHROPIC, out)
+    assert AWS_KEY not in text and "ops@example.org" not in text
+    assert text.startswith("Deploy with [REDACTED:") and text.endswith(" today.")
+    assert views[-1].terminal
+    if chunk == 1 << 20:
+        assert sum(1 for v in views if v.deltas) <= 2
