@@ -220,14 +220,24 @@ def _read_content_chunk(event: SseEvent, payload: dict[str, object]) -> StreamEv
     content = delta.get("content")
     if type(content) is not str or not content:
         return None
-    channel: Channel = ("content", _index(choice, 0))
+    index = choice.get("index", 0)
+    channel: Channel = ("content", index if type(index) is int else _index(choice, 0))
+    usage = payload.get("usage")
     return StreamEvent(
-        sse=event,
-        payload=payload,
-        deltas=(Delta(channel, content),),
-        usage=_usage(payload.get("usage")),
-        paths={channel: (_CONTENT_PATH,)},
-        mergeable=_mergeable(payload),
+        event,
+        payload,
+        (Delta(channel, content),),
+        (),
+        None if usage is None else _usage(usage),
+        False,
+        None,
+        {channel: (_CONTENT_PATH,)},
+        # _mergeable's checks, less those this shape already passed.
+        usage is None
+        and _REPEATED_FIELDS.issuperset(payload)
+        and choice.get("finish_reason") is None
+        and not choice.get("logprobs")
+        and _CHOICE_FIELDS.issuperset(choice),
     )
 
 
@@ -236,6 +246,8 @@ _REPEATED_FIELDS = frozenset(
     {"id", "object", "created", "model", "system_fingerprint", "service_tier", "obfuscation",
      "choices", "usage"}
 )
+
+_CHOICE_FIELDS = frozenset({"index", "delta", "logprobs", "finish_reason"})
 
 
 def _mergeable(payload: Mapping[str, object]) -> bool:
@@ -252,9 +264,7 @@ def _mergeable(payload: Mapping[str, object]) -> bool:
     choice = choices[0]
     if not isinstance(choice, dict) or choice.get("finish_reason") is not None:
         return False
-    if choice.get("logprobs") or not {"index", "delta", "logprobs", "finish_reason"}.issuperset(
-        choice
-    ):
+    if choice.get("logprobs") or not _CHOICE_FIELDS.issuperset(choice):
         return False
     delta = choice.get("delta")
     if not isinstance(delta, dict) or len(delta) != 1:

@@ -45,3 +45,14 @@ def test_the_fast_path_equals_the_general_rebuild(
 ])
 def test_other_shapes_take_the_general_path(raw: bytes) -> None:
     assert parsed(raw)._simple_with_data("y") is None
+
+
+@given(data=st.text(st.characters(blacklist_categories=("Cs",)), max_size=40).filter(
+    lambda t: "\n" not in t and "\r" not in t))
+def test_a_single_data_line_block_parses_as_the_general_parser_does(data: str) -> None:
+    from extproc.sse import _parse_block
+
+    raw = f"data: {data}\n\n".encode()
+    parser = SseParser()
+    events = parser.feed(b"event: x\n\n" + raw)  # not the stream's first block (no BOM skip)
+    assert events[1] == _parse_block(raw, raw.decode(), b"\n")
