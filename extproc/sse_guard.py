@@ -60,7 +60,10 @@ class SseGuard:
     def __post_init__(self) -> None:
         self._parser = SseParser(max_event_bytes=self.max_event_bytes)
         self._channels: dict[Channel, _Channel] = {}
-        self._released: dict[Channel, list[str]] = {}  # everything released per channel
+        # Everything released per channel, kept only for an API that repeats it later:
+        # otherwise a long answer would cost memory for nothing.
+        self._released: dict[Channel, list[str]] = {}
+        self._keep_released = self.provider.repeats_streamed_text
         self._first: StreamEvent | None = None
         self._last: StreamEvent | None = None
         self._ended = False  # Weir ended the stream (block or failure): swallow the rest
@@ -258,7 +261,8 @@ class SseGuard:
                 self.blocked_by = record
                 self._ended = True
         text = released.decode("utf-8", "surrogatepass")
-        self._released.setdefault(name, []).append(text)
+        if self._keep_released:
+            self._released.setdefault(name, []).append(text)
         return text
 
     def _rewrite(self, view: StreamEvent, new_texts: dict[Channel, str]) -> bytes:

@@ -436,6 +436,9 @@ class Provider(Protocol):
 
     name: str
     path: str
+    # The API repeats a streamed channel's whole text later (snapshots), so the pipeline
+    # must remember what it released to put in its place.
+    repeats_streamed_text: bool
 
     def matches(self, method: str, path: str) -> bool: ...
 
@@ -554,6 +557,7 @@ class JsonAdapter:
 
     name: str
     path: str
+    repeats_streamed_text = False
 
     def matches(self, method: str, path: str) -> bool:
         return method == "POST" and path == self.path

@@ -104,6 +104,8 @@ _TERMINAL = {"response.completed", "response.failed", "response.incomplete"}
 
 class OpenAIResponses(JsonAdapter):
     name = "openai.responses"
+    # `.done` events and `response.completed` carry each output's full text again.
+    repeats_streamed_text = True
     path = "/v1/responses"
 
     def error_body(self, kind: ErrorKind, message: str) -> bytes:

@@ -254,3 +254,12 @@ def test_coalesced_anthropic_streams_still_redact_exactly(chunk: int) -> None:
     assert views[-1].terminal
     if chunk == 1 << 20:
         assert sum(1 for v in views if v.deltas) <= 2
+
+
+def test_released_text_is_remembered_only_for_an_api_that_repeats_it() -> None:
+    # Chat and Anthropic never repeat a streamed text: a long answer costs no memory here.
+    guard = SseGuard(CHAT, plan(secrets="redact"))
+    run_guard(guard, chat_stream(["word "] * 200), [64])
+    assert not guard._released
+    responses = next(p for p in PROVIDERS if p.name == "openai.responses")
+    assert responses.repeats_streamed_text and not CHAT.repeats_streamed_text
