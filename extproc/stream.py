@@ -360,13 +360,12 @@ class Exchange:
             return [ContinueHeaders(RESPONSE)]
         encoding = header_value(event.headers, "content-encoding")
         content_type = (header_value(event.headers, "content-type") or "").lower()
-        if plan is None or self._provider is None or not 200 <= (self.record.status or 0) < 300:
+        answered = 200 <= (self.record.status or 0) < 300
+        if plan is None or self._provider is None or not answered:
             # Nothing to scan, or the provider's own error reply: it flows as it comes,
             # and an LLM answer is still metered for its usage.
             self._response = _Response.STREAMING_BODY
-            metered = self._provider is not None and 200 <= (self.record.status or 0) < 300
-            if metered and encoding in (None, "", "identity"):
-                assert self._provider is not None
+            if answered and self._provider is not None and encoding in (None, "", "identity"):
                 self._meter = UsageMeter(
                     self._provider,
                     event_stream="text/event-stream" in content_type,

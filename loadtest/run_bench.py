@@ -403,6 +403,46 @@ def accounted(rig: Rig, result: LoadResult) -> Iterator[None]:
     result.hwm_kib = memory_kib(pids_after["processor"], "VmHWM")
 
 
+def start_k6(
+    target: str, cert: str, key: str, summary: Path, *, vus: int, duration_s: float,
+    events: int, event_bytes: int | None = None, model: str = MODEL,
+) -> subprocess.Popen[str]:
+    """`loadtest/k6/stream.js` against `target` with a client certificate, in the background.
+
+    Bounded by ``duration_s``; the summary (k6's JSON) lands in `summary`. Used by the
+    runner and by the reload-under-load test.
+    """
+    env = {
+        **os.environ,
+        "TARGET": target,
+        "CERT": cert,
+        "KEY": key,
+        "VUS": str(vus),
+        "DURATION": f"{duration_s:g}s",
+        "EVENTS": str(events),
+        "EVENT_BYTES": str(event_bytes or ""),
+        "MODEL": model,
+        "SUMMARY": str(summary),
+        "K6_NO_USAGE_REPORT": "true",
+    }
+    command = [tool_binary("k6"), "run", "--quiet", "--no-color", str(K6_SCRIPT)]
+    return subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def k6_summary(run: subprocess.Popen[str], summary: Path, timeout_s: float) -> dict[str, Any]:
+    """Wait for a `start_k6` run; its metrics, or BenchError with k6's output."""
+    try:
+        stdout, stderr = run.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        stdout, stderr = run.communicate()
+    if run.returncode != 0 or not summary.exists():
+        raise BenchError(f"k6 failed ({run.returncode}):\n{stdout[-2000:]}\n{stderr[-3000:]}")
+    metrics: dict[str, Any] = json.loads(summary.read_text())["metrics"]
+    return metrics
+
+
 def run_k6(
     rig: Rig, *, vus: int, duration_s: float, events: int, event_bytes: int | None = None,
     label: str = "",
@@ -410,31 +450,10 @@ def run_k6(
     assert rig.setup is not None
     result = LoadResult("k6", rig.setup, vus, events, event_bytes, duration_s)
     summary = rig.workdir / f"k6-{rig.setup}-{label or 'run'}-{vus}-{events}-{event_bytes}.json"
-    env = {
-        **os.environ,
-        "TARGET": rig.sandbox.envoy_url,
-        "CERT": rig.cert,
-        "KEY": rig.key,
-        "VUS": str(vus),
-        "DURATION": f"{duration_s:g}s",
-        "EVENTS": str(events),
-        "EVENT_BYTES": str(event_bytes or ""),
-        "MODEL": MODEL,
-        "SUMMARY": str(summary),
-        "K6_NO_USAGE_REPORT": "true",
-    }
-    command = [tool_binary("k6"), "run", "--quiet", "--no-color", str(K6_SCRIPT)]
     with accounted(rig, result):
-        done = subprocess.run(
-            command, env=env, cwd=REPO, capture_output=True, text=True,
-            timeout=duration_s + 90,
-        )
-    if done.returncode != 0 or not summary.exists():
-        raise BenchError(
-            f"k6 failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
-        )
-    data = json.loads(summary.read_text())
-    metrics = data["metrics"]
+        run = start_k6(rig.sandbox.envoy_url, rig.cert, rig.key, summary, vus=vus,
+                       duration_s=duration_s, events=events, event_bytes=event_bytes)
+        metrics = k6_summary(run, summary, duration_s + 90)
     reqs = metrics.get("http_reqs", {}).get("values", {})
     latency = metrics.get("http_req_duration", {}).get("values", {})
     result.requests = int(reqs.get("count", 0))

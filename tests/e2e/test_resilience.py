@@ -19,11 +19,13 @@ import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx2 as httpx
 import openai
 import pytest
 
+from loadtest.run_bench import k6_summary, start_k6
 from mesh.sandbox import SANDBOX_POLICY, MeshSandbox
 
 AWS_KEY = "AKIAQ3EGUKZW5XYT7M2P"
@@ -299,36 +301,57 @@ def write_atomically(path: os.PathLike[str], text: str) -> None:
     os.replace(tmp, path)
 
 
+# Long enough for the 50 reloads and the invalid ones on a slow machine; the test checks
+# that the 50 reloads all fell inside the k6 run.
+K6_SECONDS = 45
+
+
 def test_fifty_reloads_under_load_lose_no_request_and_a_broken_policy_changes_nothing(
-    private_sandbox: MeshSandbox,
+    private_sandbox: MeshSandbox, tmp_path: Path,
 ) -> None:
     mesh = private_sandbox
     ok_reloads = 'weir_policy_reloads_total{result="ok"}'
     invalid_reloads = 'weir_policy_reloads_total{result="invalid"}'
-    with Load(mesh) as load:
-        assert eventually(lambda: load.ok > 10, 30), load.failures[:3]
-        for n in range(50):
-            before = metric(mesh, ok_reloads)
-            # A different (valid) policy each time: a workload no caller matches.
-            write_atomically(mesh.policy_path, SANDBOX_POLICY + (
-                f'  - name: spare-{n}\n    match: ["spiffe://cluster.local/ns/spare/sa/s{n}"]\n'))
-            assert eventually(lambda b=before: metric(mesh, ok_reloads) > b, 10), n
-        calls_during_reloads = load.ok + load.denied
+    assert mesh.pki is not None
+    cert, key = mesh.pki.workload("checkout")
+    summary = tmp_path / "k6-summary.json"
+    # k6 (streams through the checkout workload) and threads (all three workloads, streamed
+    # and not, the denied one included) load Envoy together while the policy changes.
+    k6 = start_k6(mesh.envoy_url, str(cert), str(key), summary, vus=4,
+                  duration_s=K6_SECONDS, events=20)
+    try:
+        with Load(mesh) as load:
+            assert eventually(lambda: load.ok > 10, 30), load.failures[:3]
+            for n in range(50):
+                before = metric(mesh, ok_reloads)
+                # A different (valid) policy each time: a workload no caller matches.
+                write_atomically(mesh.policy_path, SANDBOX_POLICY + (
+                    f'  - name: spare-{n}\n    match: ["spiffe://cluster.local/ns/spare/sa/s{n}"]\n'))
+                assert eventually(lambda b=before: metric(mesh, ok_reloads) > b, 10), n
+            assert k6.poll() is None, "the k6 run ended before the 50th reload"
+            calls_during_reloads = load.ok + load.denied
 
-        # An invalid policy at runtime: rejected with its precise error, counted, and
-        # the last good policy stays in force (checkout allowed, etl denied) under load.
-        invalid_before = metric(mesh, invalid_reloads)
-        write_atomically(mesh.policy_path, SANDBOX_POLICY + "    models: notalist: [\n")
-        assert eventually(lambda: metric(mesh, invalid_reloads) > invalid_before, 10)
-        ok_at_invalid, denied_at_invalid = load.ok, load.denied
-        assert eventually(
-            lambda: load.ok > ok_at_invalid + 10 and load.denied > denied_at_invalid + 5, 30)
-        write_atomically(mesh.policy_path, "trustDomain: cluster.local\ndefaultAction: allow\n"
-                                           "workloads: [{name: x, match: 7}]\n")
-        assert eventually(lambda: metric(mesh, invalid_reloads) > invalid_before + 1, 10)
-        denied_at_second = load.denied
-        assert eventually(lambda: load.denied > denied_at_second + 5, 30)
+            # An invalid policy at runtime: rejected with its precise error, counted, and
+            # the last good policy stays in force (checkout allowed, etl denied) under load.
+            invalid_before = metric(mesh, invalid_reloads)
+            write_atomically(mesh.policy_path, SANDBOX_POLICY + "    models: notalist: [\n")
+            assert eventually(lambda: metric(mesh, invalid_reloads) > invalid_before, 10)
+            ok_at_invalid, denied_at_invalid = load.ok, load.denied
+            assert eventually(
+                lambda: load.ok > ok_at_invalid + 10 and load.denied > denied_at_invalid + 5, 30)
+            write_atomically(mesh.policy_path, "trustDomain: cluster.local\n"
+                             "defaultAction: allow\nworkloads: [{name: x, match: 7}]\n")
+            assert eventually(lambda: metric(mesh, invalid_reloads) > invalid_before + 1, 10)
+            denied_at_second = load.denied
+            assert eventually(lambda: load.denied > denied_at_second + 5, 30)
+        k6_metrics = k6_summary(k6, summary, K6_SECONDS + 60)
+    finally:
+        if k6.poll() is None:
+            k6.kill()
 
+    k6_requests = k6_metrics["http_reqs"]["values"]["count"]
+    k6_failures = k6_metrics.get("stream_failures", {}).get("values", {}).get("count", 0)
+    assert k6_requests > 50 and k6_failures == 0, (k6_requests, k6_failures)
     assert load.failures == [], load.failures[:5]
     assert calls_during_reloads > 50
     log = mesh.weir_log()

@@ -325,10 +325,17 @@ def metric(mesh: MeshSandbox, pattern: str) -> float:
     return total
 
 
-def test_usage_counters_match_the_upstreams_usage(mesh: MeshSandbox) -> None:
-    pattern_out = r'weir_tokens_total\{direction="out",.*workload="payments-checkout"\}'
-    pattern_in = r'weir_tokens_total\{direction="in",.*workload="payments-checkout"\}'
-    before_out, before_in = metric(mesh, pattern_out), metric(mesh, pattern_in)
+CHECKOUT_TOKENS = r'weir_tokens_total\{{direction="{}",.*workload="payments-checkout"\}}'
+
+
+def checkout_tokens(mesh: MeshSandbox) -> tuple[float, float]:
+    """(prompt, completion) tokens Weir has counted for the checkout workload so far."""
+    return (metric(mesh, CHECKOUT_TOKENS.format("in")),
+            metric(mesh, CHECKOUT_TOKENS.format("out")))
+
+
+def streamed_chat_usage(mesh: MeshSandbox) -> tuple[int, int]:
+    """A streamed chat call with include_usage; the (prompt, completion) usage it reports."""
     usage = None
     for chunk in mesh.openai_client("checkout").chat.completions.create(
         model="gpt-4o", messages=echo("a harmless sentence"), stream=True,
@@ -336,8 +343,14 @@ def test_usage_counters_match_the_upstreams_usage(mesh: MeshSandbox) -> None:
     ):
         usage = chunk.usage or usage
     assert usage is not None
-    assert metric(mesh, pattern_out) - before_out == usage.completion_tokens
-    assert metric(mesh, pattern_in) - before_in == usage.prompt_tokens
+    return usage.prompt_tokens, usage.completion_tokens
+
+
+def test_usage_counters_match_the_upstreams_usage(mesh: MeshSandbox) -> None:
+    before_in, before_out = checkout_tokens(mesh)
+    prompt, completion = streamed_chat_usage(mesh)
+    # Read right after the stream ends: the record is published before its last bytes.
+    assert checkout_tokens(mesh) == (before_in + prompt, before_out + completion)
 
 
 # The same workloads with no response rules: nothing is scanned on the way back, and
@@ -353,25 +366,14 @@ def unscanned_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshSan
 
 
 def test_answers_that_are_not_scanned_are_still_metered(unscanned_mesh: MeshSandbox) -> None:
-    mesh = unscanned_mesh
-    pattern_out = r'weir_tokens_total\{direction="out",.*workload="payments-checkout"\}'
-    pattern_in = r'weir_tokens_total\{direction="in",.*workload="payments-checkout"\}'
-    before_out, before_in = metric(mesh, pattern_out), metric(mesh, pattern_in)
-    usage = None
-    for chunk in mesh.openai_client("checkout").chat.completions.create(
-        model="gpt-4o", messages=echo("a harmless sentence"), stream=True,
-        stream_options={"include_usage": True},
-    ):
-        usage = chunk.usage or usage
-    assert usage is not None
-    message = mesh.anthropic_client("checkout").messages.create(
+    before_in, before_out = checkout_tokens(unscanned_mesh)
+    prompt, completion = streamed_chat_usage(unscanned_mesh)
+    message = unscanned_mesh.anthropic_client("checkout").messages.create(
         model="claude-sonnet-4", max_tokens=100, messages=echo("two harmless sentences here"),
     )
-    assert metric(mesh, pattern_out) - before_out == (
-        usage.completion_tokens + message.usage.output_tokens
-    )
-    assert metric(mesh, pattern_in) - before_in == (
-        usage.prompt_tokens + message.usage.input_tokens
+    assert checkout_tokens(unscanned_mesh) == (
+        before_in + prompt + message.usage.input_tokens,
+        before_out + completion + message.usage.output_tokens,
     )
 
 

@@ -28,7 +28,7 @@ def _tool(name: str) -> str | None:
 def test_k6_script_parses_with_a_client_certificate(tmp_path: Path) -> None:
     k6 = _tool("k6")
     if k6 is None:
-        pytest.skip("k6 is in the bench extra (make bench)")
+        pytest.skip("k6 is not installed (the test extra installs it)")
     from mesh.certs import write_pki
     from mesh.sandbox import SANDBOX_WORKLOADS, TRUST_DOMAIN
 
@@ -45,7 +45,7 @@ def test_k6_script_parses_with_a_client_certificate(tmp_path: Path) -> None:
 def test_k6_script_refuses_a_non_loopback_target(tmp_path: Path) -> None:
     k6 = _tool("k6")
     if k6 is None:
-        pytest.skip("k6 is in the bench extra (make bench)")
+        pytest.skip("k6 is not installed (the test extra installs it)")
     pem = tmp_path / "c.pem"
     pem.write_text("x")
     done = subprocess.run(
