@@ -277,8 +277,9 @@ class SseGuard:
             )
             code, kind = "weir_response_blocked", ErrorKind.PERMISSION_DENIED
         else:
-            message = f"weir: response stream ended: {self.failure}"
-            code, kind = "weir_stream_error", ErrorKind.UNAVAILABLE
+            return stream_error_events(
+                self.provider, str(self.failure), first=self._first, last=self._last
+            )
         events = self.provider.error_events(
             message, code, first=self._first, last=self._last, kind=kind
         )
@@ -289,6 +290,21 @@ class SseGuard:
         self.failure = reason
         self._ended = True
         return b"" if self._observe_only else self._error_events()
+
+
+def stream_error_events(
+    provider: Provider,
+    reason: str,
+    *,
+    first: StreamEvent | None = None,
+    last: StreamEvent | None = None,
+) -> bytes:
+    """The provider's in-band error event and terminator for a stream Weir ends itself."""
+    events = provider.error_events(
+        f"weir: response stream ended: {reason}", "weir_stream_error",
+        first=first, last=last, kind=ErrorKind.UNAVAILABLE,
+    )
+    return b"".join(serialize(e) for e in events)
 
 
 def _is_keepalive(view: StreamEvent) -> bool:

@@ -66,7 +66,7 @@ from extproc.llm.base import (
     read_model_and_stream,
 )
 from extproc.scan_plan import ScanPlan, plan_for
-from extproc.sse_guard import SseGuard
+from extproc.sse_guard import SseGuard, stream_error_events
 from extproc.usage_meter import UsageMeter
 from mesh.identity import Identity, IdentityInputs, resolve_identity
 from mesh.policy import Policy
@@ -193,11 +193,12 @@ class Exchange:
         """End the exchange now, in the provider's own terms (Weir's drain deadline passed).
 
         A request still being judged, or a JSON response still withheld, gets a
-        503 local reply; a guarded token stream gets the provider's in-band error
-        event and end of stream, and what the upstream still sends is swallowed.
-        [] when no such ending exists (waiting for the upstream's headers, an
-        unscanned pass-through body): the caller then fails the ext_proc stream,
-        and Envoy fails the exchange closed (a 500, or a reset mid-response).
+        503 local reply; a token stream, guarded or passed through unscanned, gets
+        the provider's in-band error event and end of stream, and what the upstream
+        still sends is swallowed. [] when no such ending exists (waiting for the
+        upstream's headers, a compressed or non-SSE pass-through body): the caller
+        then fails the ext_proc stream, and Envoy fails the exchange closed (a 500,
+        or a reset mid-response).
         """
         if self._closed:
             return []
@@ -210,6 +211,16 @@ class Exchange:
             self._response = _Response.ENDED_BY_WEIR
             self._close_guard(guard)
             return [StreamBody(RESPONSE, out, True)]
+        meter = self._meter
+        if self._response is _Response.STREAMING_BODY and meter is not None and meter.event_stream:
+            assert self._provider is not None
+            # The client may hold half an event: close it so the error event stands alone.
+            prefix = b"" if meter.at_event_boundary else b"\n\n"
+            self._response = _Response.ENDED_BY_WEIR
+            self._meter = None
+            self._settle("error", reason)
+            ending = stream_error_events(self._provider, reason)
+            return [StreamBody(RESPONSE, prefix + ending, True)]
         return []
 
     # --- request -------------------------------------------------------------

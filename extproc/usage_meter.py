@@ -29,6 +29,15 @@ class UsageMeter:
         self._usage: Usage | None = None
         self._gave_up = False
 
+    @property
+    def event_stream(self) -> bool:
+        return self._event_stream
+
+    @property
+    def at_event_boundary(self) -> bool:
+        """An SSE body whose bytes so far end with a complete event (known, not guessed)."""
+        return self._event_stream and not self._gave_up and not self._pending
+
     def feed(self, chunk: bytes) -> None:
         if self._gave_up or not chunk:
             return

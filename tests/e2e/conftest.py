@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mesh.sandbox import MeshSandbox
+from mesh.sandbox import SANDBOX_POLICY, MeshSandbox
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -34,3 +35,11 @@ def mesh(sandbox: MeshSandbox) -> MeshSandbox:
 def private_sandbox(tmp_path: Path) -> Iterator[MeshSandbox]:
     with MeshSandbox(tmp_path / "sandbox") as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def unscanned_policy() -> str:
+    """The sandbox policy without response rules: answers flow unscanned, still metered."""
+    policy = re.sub(r"    response:.*?(?=  - name|\Z)", "", SANDBOX_POLICY, flags=re.S)
+    assert "response" not in policy and "request" in policy
+    return policy

@@ -222,6 +222,30 @@ def test_the_sdk_raises_its_typed_error_for_a_stream_cut_by_the_drain_deadline(
     stopper.join(30)
 
 
+def test_an_unscanned_stream_past_the_grace_also_ends_with_the_error_event(
+    tmp_path: Path, unscanned_policy: str,
+) -> None:
+    # No response rules: the answer flows through unscanned, and still may not be cut
+    # silently when the drain grace ends.
+    with MeshSandbox(tmp_path / "sandbox", policy_text=unscanned_policy) as mesh:
+        long_text = "long " * 150  # 150 x 100 ms = 15 s, well past the 5 s grace
+        long = RawStream(mesh, "checkout", reply_headers(
+            long_text, x_fake_token_bytes="5", x_fake_piece_delay_ms="100")).start()
+        exit_code: list[int | None] = []
+        stopper = threading.Thread(
+            target=lambda: exit_code.append(mesh.stop_weir(signal.SIGTERM)))
+        stopper.start()
+        long.wait(30)
+        stopper.join(30)
+    assert long.error is None, f"the stream must end in band, not reset: {long.error!r}"
+    events = [line for line in long.text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "data: [DONE]"
+    error = json.loads(events[-2][6:])["error"]
+    assert error["code"] == "weir_stream_error" and "shutting down" in error["message"]
+    assert long_text.startswith(contents(long.text)) and contents(long.text)
+    assert exit_code == [0]
+
+
 # --- 3. policy reload under load -------------------------------------------------------
 
 

@@ -60,15 +60,44 @@ def test_terminate_ends_a_guarded_stream_with_the_error_event_and_releases_nothi
     assert guard.finish() == b""
 
 
-def exchange_with_open_stream() -> Exchange:
-    exchange = Exchange(parse_policy(POLICY, "p.yaml"))
+def exchange_with_open_stream(
+    policy: str = POLICY, response_headers: tuple[tuple[str, str], ...] = (),
+) -> Exchange:
+    exchange = Exchange(parse_policy(policy, "p.yaml"))
     body = json.dumps({"model": "gpt-4o", "stream": True, "messages": []}).encode()
     exchange.receive(HeadersEvent(REQ, ((":method", "POST"), (":path", "/v1/chat/completions")),
                                   False, {"connection.uri_san_peer_certificate": CHECKOUT}))
     exchange.receive(BodyEvent(REQ, body, True))
     exchange.receive(HeadersEvent(RESP, ((":status", "200"),
-                                         ("content-type", "text/event-stream")), False))
+                                         ("content-type", "text/event-stream"),
+                                         *response_headers), False))
     return exchange
+
+
+NO_RESPONSE_RULES = POLICY.replace("    response: [{scanner: secrets, action: block}]\n", "")
+
+
+@pytest.mark.parametrize("in_flight", [b"", b'data: {"id": "c", "choi'])
+def test_an_unscanned_token_stream_also_ends_with_the_error_event(in_flight: bytes) -> None:
+    assert "response" not in NO_RESPONSE_RULES
+    exchange = exchange_with_open_stream(NO_RESPONSE_RULES)
+    [passed] = exchange.receive(BodyEvent(RESP, chunk("plain ") + in_flight, False))
+    assert isinstance(passed, StreamBody) and passed.chunk == chunk("plain ") + in_flight
+    [action] = exchange.terminate("weir is shutting down")
+    assert isinstance(action, StreamBody) and action.end_of_stream
+    # Half an event already went out: a blank line closes it before the error event.
+    assert action.chunk.startswith(b"\n\n") == bool(in_flight)
+    lines = data_lines(action.chunk)
+    assert lines[-1] == "[DONE]"
+    assert json.loads(lines[-2])["error"]["code"] == "weir_stream_error"
+    assert exchange.record.verdict == "error"
+    assert exchange.receive(BodyEvent(RESP, chunk("more"), True)) == []
+
+
+def test_a_compressed_unscanned_stream_has_no_in_band_ending() -> None:
+    exchange = exchange_with_open_stream(NO_RESPONSE_RULES, (("content-encoding", "gzip"),))
+    exchange.receive(BodyEvent(RESP, b"\x1f\x8b\x08", False))
+    assert exchange.terminate("drain") == []
 
 
 def test_exchange_terminate_ends_the_response_and_swallows_what_follows() -> None:
