@@ -389,10 +389,15 @@ def _spliced(data: str, payload: object, path: JsonPath, text: str) -> str | Non
         return None
     if not isinstance(old, str):
         return None
-    for literal in (orjson.dumps(old).decode(), json.dumps(old)):
+    try:
+        literals = (orjson.dumps(old).decode(), json.dumps(old))
+        new_literal = orjson.dumps(text).decode()
+    except TypeError:
+        return None  # a lone surrogate, which orjson will not write: dump_json copes
+    for literal in literals:
         if data.count(literal) != 1:
             continue
-        candidate = data.replace(literal, orjson.dumps(text).decode())
+        candidate = data.replace(literal, new_literal)
         try:
             document = orjson.loads(candidate)
             new_parent = _step_to(document, path[:-1])

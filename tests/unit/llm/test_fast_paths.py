@@ -91,3 +91,11 @@ def test_the_content_chunk_fast_path_reads_what_the_general_walk_reads(payload: 
         patched.setattr(chat, "_read_content_chunk", lambda event, payload: None)
         general = CHAT.read_event(event)
     assert fast == general
+
+
+@pytest.mark.parametrize(("old", "new"), [("\\ud800 key", "x"), ("x", "\ud800")])
+def test_lone_surrogates_fall_back_to_the_dump(old: str, new: str) -> None:
+    data = '{"choices":[{"index":0,"delta":{"content":"' + old + '"},"finish_reason":null}]}'
+    view = view_of(data)
+    rewritten = rewrite_stream_event(view, {view.deltas[0].channel: new})
+    assert json.loads(rewritten.data)["choices"][0]["delta"]["content"] == new
