@@ -185,7 +185,7 @@ class SseGuard:
                 break
             channel.template = last
             text = "".join(view.deltas[0].text for view in views)
-            released = self._scan(name, channel.scanner, text.encode(), final=False)
+            released = self._scan(name, channel.scanner, _utf8(text), final=False)
             if released:
                 out.append(self._rewrite(last, {name: released}))
             if self._ended:
@@ -200,7 +200,7 @@ class SseGuard:
             if channel is None:
                 return self._fail("too many text channels in one response")
             channel.template = view
-            released = self._scan(delta.channel, channel.scanner, delta.text.encode(), final=False)
+            released = self._scan(delta.channel, channel.scanner, _utf8(delta.text), final=False)
             if self._ended:
                 # Block: what was released before the match still goes out, then the error.
                 prefix = self._rewrite(view, {delta.channel: released}) if released else b""
@@ -218,7 +218,7 @@ class SseGuard:
             else:
                 # A whole text we never saw as deltas (e.g. initial text of a block).
                 scanner = self.plan.stream()
-                text = self._scan(snapshot.channel, scanner, snapshot.text.encode(), final=False)
+                text = self._scan(snapshot.channel, scanner, _utf8(snapshot.text), final=False)
                 if not self._ended:
                     text += self._scan(snapshot.channel, scanner, b"", final=True)
                 if self._ended:
@@ -305,6 +305,12 @@ def stream_error_events(
         first=first, last=last, kind=ErrorKind.UNAVAILABLE,
     )
     return b"".join(serialize(e) for e in events)
+
+
+def _utf8(text: str) -> bytes:
+    # JSON may carry a lone surrogate escape ("\\ud800"); the scanner reads it as U+FFFD
+    # rather than the encoder failing the whole exchange.
+    return text.encode("utf-8", "surrogatepass")
 
 
 def _is_keepalive(view: StreamEvent) -> bool:

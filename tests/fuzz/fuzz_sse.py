@@ -33,6 +33,9 @@ SEEDS = [
     b"\x05event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\","
     b"\"item_id\":\"i\",\"output_index\":0,\"content_index\":0,"
     b"\"delta\":\"4111 1111 1111 1111\"}\n\n",
+    # A lone surrogate escape in redacted text: the in-place rewrite must fall back.
+    b"\x03data: {\"choices\":[{\"index\":0,\"delta\":"
+    b"{\"content\":\"\\ud800 AKIAQ3EGUKZW5XYT7M2P\"}}]}\n\ndata: [DONE]\n\n",
 ]
 
 
