@@ -70,7 +70,7 @@ def _controller(args: argparse.Namespace) -> int:
     from mesh.reconcile import TemplateError
 
     try:
-        return run(Path(args.templates), args.resync_seconds)
+        return run(Path(args.templates), args.resync_seconds, args.health_listen)
     except TemplateError as exc:
         print(f"weir controller: invalid template: {exc}", file=sys.stderr)
         return 2
@@ -154,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     controller.add_argument(
         "--resync-seconds", type=int, default=60, metavar="SECONDS",
         help="full reconcile at least this often, besides every namespace event",
+    )
+    controller.add_argument(
+        "--health-listen", default="0.0.0.0:8081", metavar="HOST:PORT",
+        help="serve /healthz (reconciles keep completing) and /readyz (one has) here",
     )
     controller.set_defaults(handler=_controller)
     return parser

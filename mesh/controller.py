@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from mesh.controller_health import Heartbeat, serve_health
 from mesh.manifests import MANAGED_BY
 from mesh.reconcile import (
     SPEC_HASH_ANNOTATION,
@@ -145,12 +146,20 @@ def reconcile_once(core: Any, custom: Any, templates: list[dict[str, Any]]) -> P
     return plan
 
 
-def run(templates_dir: Path, resync_seconds: int) -> int:
+def stale_after(resync_seconds: int) -> float:
+    """How long without a completed reconcile before liveness fails: three resyncs, plus slack."""
+    return 3 * resync_seconds + 30.0
+
+
+def run(templates_dir: Path, resync_seconds: int, health_listen: str | None = None) -> int:
     """The controller loop; returns only on error (the pod restarts it)."""
     from kubernetes import client, config, watch
 
     templates = load_templates(templates_dir)
     log.info("loaded %d template(s) from %s", len(templates), templates_dir)
+    heartbeat = Heartbeat(stale_after(resync_seconds))
+    if health_listen:
+        serve_health(health_listen, heartbeat)
     try:
         config.load_incluster_config()
     except config.ConfigException:
@@ -158,9 +167,11 @@ def run(templates_dir: Path, resync_seconds: int) -> int:
     core, custom = client.CoreV1Api(), client.CustomObjectsApi()
     while True:
         reconcile_once(core, custom, templates)
+        heartbeat.beat()
         # Wake on any namespace change, or when the watch times out: the resync.
         stream = watch.Watch().stream(core.list_namespace, timeout_seconds=resync_seconds)
         for event in stream:
             log.debug("namespace %s %s", event["object"].metadata.name, event["type"])
             reconcile_once(core, custom, templates)
+            heartbeat.beat()
         time.sleep(0.1)  # a watch the server closed at once must not spin

@@ -323,6 +323,16 @@ def test_real_envoy_accepts_each_shipped_filter_and_the_sandbox_embeds_the_same(
     validate_with_envoy(render_yaml(bootstrap))
 
 
+def test_the_controller_deployment_is_probed_on_its_health_port() -> None:
+    [deployment] = [d for d in of_kind(render("sidecar-inbound"), "Deployment")
+                    if d["metadata"]["name"] == "weir-controller"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert f"--health-listen=0.0.0.0:{ports['health']}" in container["args"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
+
+
 # --- the data plane Deployment ---------------------------------------------------------------
 
 
