@@ -20,9 +20,13 @@ def echo_messages(text: str = ECHO_TEXT) -> list[dict[str, str]]:
 
 def test_an_allowed_identity_streams_a_completion_unchanged(mesh: MeshSandbox) -> None:
     client = mesh.openai_client("checkout")
-    chunks = list(
-        client.chat.completions.create(model="gpt-4o", messages=echo_messages(), stream=True)
-    )
+    # Paced like a model (one word every 30 ms), so that the words reach Weir in separate
+    # chunks: Weir coalesces text events that arrive together, so only a paced stream
+    # shows that text is released as it comes rather than when the answer is complete.
+    chunks = list(client.chat.completions.create(
+        model="gpt-4o", messages=echo_messages(), stream=True,
+        extra_headers={"x-fake-piece-delay-ms": "30"},
+    ))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == ECHO_TEXT
     assert len(chunks) > 5, "the reply must arrive as a stream of many events"
