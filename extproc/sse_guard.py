@@ -269,19 +269,16 @@ class SseGuard:
         return serialize(self.provider.rewrite_event(view, new_texts))
 
     def _error_events(self) -> bytes:
-        if self.blocked_by is not None:
-            rule = self.blocked_by
-            message = (
-                f"weir: response blocked by policy: rule '{rule.rule}' ({rule.scanner}) "
-                "matched in the model output"
-            )
-            code, kind = "weir_response_blocked", ErrorKind.PERMISSION_DENIED
-        else:
+        if self.blocked_by is None:
             return stream_error_events(
                 self.provider, str(self.failure), first=self._first, last=self._last
             )
+        rule = self.blocked_by
         events = self.provider.error_events(
-            message, code, first=self._first, last=self._last, kind=kind
+            f"weir: response blocked by policy: rule '{rule.rule}' ({rule.scanner}) "
+            "matched in the model output",
+            "weir_response_blocked",
+            first=self._first, last=self._last, kind=ErrorKind.PERMISSION_DENIED,
         )
         return b"".join(serialize(e) for e in events)
 

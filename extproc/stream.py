@@ -339,14 +339,7 @@ class Exchange:
             verdict = judge_document(parts, request_plan, "request")
             self.record.findings.extend(verdict.findings)
             if verdict.blocked_by is not None:
-                hit = verdict.blocked_by
-                return [
-                    self._refuse(
-                        ErrorKind.PERMISSION_DENIED,
-                        f"prompt blocked by policy: rule '{hit.rule}' ({hit.scanner}) "
-                        f"matched in {hit.where}",
-                    )
-                ]
+                return [self._refuse_blocked("prompt", verdict.blocked_by, verdict="deny")]
             if verdict.changed:
                 body = self._provider.rewrite_request(document, verdict.replacements)
                 headers = ContinueHeaders(
@@ -498,15 +491,7 @@ class Exchange:
         verdict = judge_document(self._provider.response_texts(document), plan, "response")
         self.record.findings.extend(verdict.findings)
         if verdict.blocked_by is not None:
-            hit = verdict.blocked_by
-            return [
-                self._refuse(
-                    ErrorKind.PERMISSION_DENIED,
-                    f"response blocked by policy: rule '{hit.rule}' ({hit.scanner}) "
-                    f"matched in {hit.where}",
-                    verdict="block",
-                )
-            ]
+            return [self._refuse_blocked("response", verdict.blocked_by, verdict="block")]
         headers = ContinueHeaders(RESPONSE)
         if verdict.changed:
             body = self._provider.rewrite_response(document, verdict.replacements)
@@ -536,6 +521,14 @@ class Exchange:
     def _settle(self, verdict: str, reason: str) -> None:
         self.record.verdict = verdict
         self.record.reason = reason
+
+    def _refuse_blocked(self, what: str, hit: FindingRecord, *, verdict: str) -> Respond:
+        """The 403 for a whole prompt or answer a `block` rule matched: the rule, never the text."""
+        return self._refuse(
+            ErrorKind.PERMISSION_DENIED,
+            f"{what} blocked by policy: rule '{hit.rule}' ({hit.scanner}) matched in {hit.where}",
+            verdict=verdict,
+        )
 
     def _refuse(self, kind: ErrorKind, message: str, verdict: str | None = None) -> Respond:
         path = header_value(self._request_headers, ":path") or ""

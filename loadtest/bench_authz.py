@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from pathlib import Path
 import grpc
 
 from extproc.authz import AUTHZ_SERVICE
+from mesh.sandbox import free_port
 from protos import wire
 
 OPA_ENVOY_P50_MS = 0.35
@@ -51,12 +51,6 @@ workloads:
   - name: research
     match: ["spiffe://cluster.local/ns/research/*"]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def check_request(principal: str) -> wire.CheckRequest:

@@ -390,24 +390,25 @@ def _spliced(data: str, payload: object, path: JsonPath, text: str) -> str | Non
     if not isinstance(old, str):
         return None
     try:
-        literals = (orjson.dumps(old).decode(), json.dumps(old))
         new_literal = orjson.dumps(text).decode()
+        literal = orjson.dumps(old).decode()
     except TypeError:
         return None  # a lone surrogate, which orjson will not write: dump_json copes
-    for literal in literals:
-        if data.count(literal) != 1:
-            continue
-        candidate = data.replace(literal, new_literal)
-        try:
-            document = orjson.loads(candidate)
-            new_parent = _step_to(document, path[:-1])
-            if _step(new_parent, path[-1], path) != text:
-                return None
-        except (ValueError, KeyError):
+    if data.count(literal) != 1:
+        # The upstream may escape non-ASCII; try that spelling only when needed.
+        literal = json.dumps(old)
+    if data.count(literal) != 1:
+        return None
+    candidate = data.replace(literal, new_literal)
+    try:
+        document = orjson.loads(candidate)
+        new_parent = _step_to(document, path[:-1])
+        if _step(new_parent, path[-1], path) != text:
             return None
-        _assign(new_parent, path[-1], old)
-        return candidate if document == payload else None
-    return None
+    except (ValueError, KeyError):
+        return None
+    _assign(new_parent, path[-1], old)
+    return candidate if document == payload else None
 
 
 def _step_to(document: object, path: JsonPath) -> object:

@@ -232,12 +232,7 @@ def _read_content_chunk(event: SseEvent, payload: dict[str, object]) -> StreamEv
         False,
         None,
         {channel: (_CONTENT_PATH,)},
-        # _mergeable's checks, less those this shape already passed.
-        usage is None
-        and _REPEATED_FIELDS.issuperset(payload)
-        and choice.get("finish_reason") is None
-        and not choice.get("logprobs")
-        and _CHOICE_FIELDS.issuperset(choice),
+        _only_text_besides(payload, choice),  # the delta is one content fragment: checked
     )
 
 
@@ -250,21 +245,28 @@ _REPEATED_FIELDS = frozenset(
 _CHOICE_FIELDS = frozenset({"index", "delta", "logprobs", "finish_reason"})
 
 
+def _only_text_besides(payload: Mapping[str, object], choice: Mapping[str, object]) -> bool:
+    """Chunk and choice carry nothing but repeated fields: no usage, finish reason, logprobs."""
+    return (
+        payload.get("usage") is None
+        and _REPEATED_FIELDS.issuperset(payload)
+        and choice.get("finish_reason") is None
+        and not choice.get("logprobs")
+        and _CHOICE_FIELDS.issuperset(choice)
+    )
+
+
 def _mergeable(payload: Mapping[str, object]) -> bool:
     """One choice, one fragment of content, refusal or tool arguments, and nothing else.
 
     A tool call's first delta (id, name, type), a role, a finish reason, logprobs or
     usage make the chunk carry more than text, so it stays whole.
     """
-    if not _REPEATED_FIELDS.issuperset(payload) or payload.get("usage") is not None:
-        return False
     choices = payload.get("choices")
     if not isinstance(choices, list) or len(choices) != 1:
         return False
     choice = choices[0]
-    if not isinstance(choice, dict) or choice.get("finish_reason") is not None:
-        return False
-    if choice.get("logprobs") or not _CHOICE_FIELDS.issuperset(choice):
+    if not isinstance(choice, dict) or not _only_text_besides(payload, choice):
         return False
     delta = choice.get("delta")
     if not isinstance(delta, dict) or len(delta) != 1:

@@ -7,14 +7,13 @@ SPIFFE ID and the path.
 
 from __future__ import annotations
 
-import re
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
 import openai
 import pytest
+from weir_admin import metric_matching
 
 from mesh.sandbox import MeshSandbox
 
@@ -35,10 +34,9 @@ def mesh(authz_mesh: MeshSandbox) -> MeshSandbox:
 
 
 def checks_counted(mesh: MeshSandbox, verdict: str) -> float:
-    with urllib.request.urlopen(mesh.weir_admin_url("/metrics"), timeout=5) as response:
-        text = response.read().decode()
-    pattern = rf'^weir_authz_checks_total{{verdict="{verdict}",workload="[^"]*"}} (\S+)$'
-    return sum(float(m) for m in re.findall(pattern, text, re.MULTILINE))
+    return metric_matching(
+        mesh, rf'weir_authz_checks_total{{verdict="{verdict}",workload="[^"]*"}} \S+$'
+    )
 
 
 def test_the_sandbox_envoy_runs_ext_authz_and_not_ext_proc(mesh: MeshSandbox) -> None:

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +20,7 @@ from pathlib import Path
 import httpx2 as httpx
 import openai
 import pytest
+from weir_admin import eventually, get, metric, write_atomically
 
 from loadtest.run_bench import k6_summary, start_k6
 from mesh.sandbox import SANDBOX_POLICY, MeshSandbox
@@ -33,30 +30,7 @@ PROMPT = [{"role": "user", "content": "Tell me what you know."}]
 GRACE = 5.0  # MeshSandbox starts `weir serve --drain-grace 5`
 
 
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except (urllib.error.URLError, OSError) as exc:
-        return 0, str(exc)
 
-
-def eventually(check: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def metric(mesh: MeshSandbox, name: str) -> float:
-    status, text = get(mesh.weir_admin_url("/metrics"))
-    assert status == 200, text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name))
 
 
 def reply_headers(text: str, **knobs: str) -> dict[str, str]:
@@ -316,13 +290,6 @@ class Load:
             future.result(60)
         self._pool.shutdown()
 
-
-def write_atomically(path: os.PathLike[str], text: str) -> None:
-    """Replace by rename, the way a Kubernetes ConfigMap volume updates."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 # Long enough for the 50 reloads and the invalid ones on a slow machine; the test checks

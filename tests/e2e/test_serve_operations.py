@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
-
 import openai
+from weir_admin import eventually, get, metric, write_atomically
 
 from mesh.sandbox import SANDBOX_POLICY, SANDBOX_WORKLOADS, MeshSandbox
 
 PROMPT = [{"role": "user", "content": "hello"}]
 
 
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_liveness_readiness_and_metrics_answer(mesh: MeshSandbox) -> None:
@@ -47,19 +27,6 @@ def test_liveness_readiness_and_metrics_answer(mesh: MeshSandbox) -> None:
     assert "weir_ready 1.0" in metrics
 
 
-def metric_value(metrics: str, prefix: str) -> float:
-    for line in metrics.splitlines():
-        if line.startswith(prefix):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
-def write_atomically(path: os.PathLike[str], text: str) -> None:
-    """Replace by rename, the way a Kubernetes ConfigMap volume updates."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def etl_is_allowed(mesh: MeshSandbox) -> bool:
@@ -82,12 +49,10 @@ def test_a_changed_policy_is_picked_up_and_a_broken_one_keeps_the_last_good_in_f
     write_atomically(mesh.policy_path, allow_etl)
     assert eventually(lambda: etl_is_allowed(mesh)), "the new policy was not picked up"
 
-    invalid_before = metric_value(get(mesh.weir_admin_url("/metrics"))[1],
-                                  'weir_policy_reloads_total{result="invalid"}')
+    invalid_before = metric(mesh, 'weir_policy_reloads_total{result="invalid"}')
     write_atomically(mesh.policy_path, allow_etl + "    models: notalist: [\n")
     assert eventually(
-        lambda: metric_value(get(mesh.weir_admin_url("/metrics"))[1],
-                             'weir_policy_reloads_total{result="invalid"}') > invalid_before
+        lambda: metric(mesh, 'weir_policy_reloads_total{result="invalid"}') > invalid_before
     ), "the invalid policy was not counted"
     assert "policy reload rejected" in mesh.weir_log()
     assert etl_is_allowed(mesh), "the last good policy must stay in force"

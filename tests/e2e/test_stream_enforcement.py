@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 import anthropic
 import openai
 import pytest
+from weir_admin import metric_matching
 
 from mesh.sandbox import SANDBOX_POLICY, MeshSandbox
 
@@ -315,23 +315,14 @@ def test_audit_records_carry_no_matched_text_and_inventory_lists_callers(
     assert checkout["requests"] >= 1
 
 
-def metric(mesh: MeshSandbox, pattern: str) -> float:
-    with urllib.request.urlopen(mesh.weir_admin_url("/metrics"), timeout=5) as response:
-        text = response.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if re.match(pattern, line):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
 
 CHECKOUT_TOKENS = r'weir_tokens_total\{{direction="{}",.*workload="payments-checkout"\}}'
 
 
 def checkout_tokens(mesh: MeshSandbox) -> tuple[float, float]:
     """(prompt, completion) tokens Weir has counted for the checkout workload so far."""
-    return (metric(mesh, CHECKOUT_TOKENS.format("in")),
-            metric(mesh, CHECKOUT_TOKENS.format("out")))
+    return (metric_matching(mesh, CHECKOUT_TOKENS.format("in")),
+            metric_matching(mesh, CHECKOUT_TOKENS.format("out")))
 
 
 def streamed_chat_usage(mesh: MeshSandbox) -> tuple[int, int]:
