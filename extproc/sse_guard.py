@@ -56,6 +56,7 @@ class SseGuard:
     blocked_by: FindingRecord | None = None
     failure: str | None = None  # why the stream was ended by Weir, if it was
     events: int = 0
+    saw_terminal: bool = False  # the provider's end-of-stream event was read (and released)
 
     def __post_init__(self) -> None:
         self._parser = SseParser(max_event_bytes=self.max_event_bytes)
@@ -143,6 +144,8 @@ class SseGuard:
             self._last = view
             if view.usage is not None:
                 self.usage = self.usage.merged(view.usage)
+            if view.terminal:
+                self.saw_terminal = True
             if view.mergeable:
                 run.append(view)
                 continue

@@ -157,6 +157,7 @@ class Exchange:
         self._response_plan: ScanPlan | None = None
         self._guard: SseGuard | None = None
         self._meter: UsageMeter | None = None
+        self._guard_recorded = False  # the guard's findings and usage are in the record
         self.record = ExchangeRecord(policy_digest=policy.digest)
 
     @property
@@ -172,7 +173,11 @@ class Exchange:
         bytes reach the client rather than whenever Envoy gets round to closing the
         gRPC stream.
         """
-        return self._closed or self._response in (_Response.DONE, _Response.ENDED_BY_WEIR)
+        if self._closed or self._response in (_Response.DONE, _Response.ENDED_BY_WEIR):
+            return True
+        # The provider's own end-of-stream event has gone out: SDKs stop reading there and
+        # may hang up before Envoy's end of stream ever reaches Weir.
+        return self._guard_recorded or (self._meter is not None and self._meter.saw_terminal)
 
     def receive(self, event: Event) -> list[Action]:
         if self._closed:
@@ -405,8 +410,11 @@ class Exchange:
         if self._response is _Response.ENDED_BY_WEIR:
             return []  # what the upstream still sends after a block goes nowhere
         if self._response is _Response.STREAMING_BODY:
-            if self._meter is not None:
-                self._meter.feed(event.chunk)
+            meter = self._meter
+            if meter is not None:
+                meter.feed(event.chunk)
+                if meter.saw_terminal:
+                    self._record_usage(meter.usage)
             if event.end_of_stream:
                 self._end_streaming_body()
             return [StreamBody(RESPONSE, event.chunk, event.end_of_stream)]
@@ -460,11 +468,17 @@ class Exchange:
             out += guard.finish()
             self._response = _Response.DONE
             self._close_guard(guard)
+        elif guard.saw_terminal:
+            # Everything the answer had is judged and released with this chunk.
+            self._close_guard(guard)
         if not out and not end_of_stream:
             return []  # everything is held: no message to Envoy for this chunk
         return [StreamBody(RESPONSE, out, end_of_stream)]
 
     def _close_guard(self, guard: SseGuard) -> None:
+        if self._guard_recorded:
+            return
+        self._guard_recorded = True
         self.record.findings.extend(guard.findings)
         self._record_usage(guard.usage)
         if guard.blocked_by is not None:

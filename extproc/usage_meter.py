@@ -27,6 +27,7 @@ class UsageMeter:
         self._pending = bytearray()  # SSE: bytes after the last blank line; JSON: the body
         self._max_body = max_body
         self._usage: Usage | None = None
+        self._saw_terminal = False
         self._gave_up = False
 
     @property
@@ -64,8 +65,8 @@ class UsageMeter:
             return
         complete = bytes(pending[:end])
         del pending[:end]
-        if b"usage" in complete:
-            self._read_events(complete, final=False)
+        if self._worth_reading(complete):
+            self._read_events(complete)
 
     def finish(self) -> Usage | None:
         if self._gave_up:
@@ -73,8 +74,8 @@ class UsageMeter:
         rest = bytes(self._pending)
         self._pending = bytearray()
         if self._event_stream:
-            if b"usage" in rest:
-                self._read_events(rest, final=True)
+            if self._worth_reading(rest):
+                self._read_events(rest)
         elif rest:
             try:
                 self._usage = self._provider.usage(parse_response_body(rest))
@@ -82,16 +83,33 @@ class UsageMeter:
                 return None
         return None if self._gave_up else self._usage
 
-    def _read_events(self, complete: bytes, *, final: bool) -> None:
+    @property
+    def usage(self) -> Usage | None:
+        """What the events read so far report (the figures may still grow)."""
+        return None if self._gave_up else self._usage
+
+    @property
+    def saw_terminal(self) -> bool:
+        """The provider's end-of-stream event has passed: the answer is complete."""
+        return self._saw_terminal
+
+    def _worth_reading(self, events: bytes) -> bool:
+        # Only the few events that carry usage, or end the stream, are decoded as JSON.
+        markers = self._provider.terminal_markers
+        return b"usage" in events or any(marker in events for marker in markers)
+
+    def _read_events(self, complete: bytes) -> None:
         parser = SseParser()
         try:
-            events = parser.feed(complete) + parser.finish()
-            for event in events:
-                if event.data is None or "usage" not in event.data:
+            for event in parser.feed(complete) + parser.finish():
+                if event.data is None:
                     continue
-                found = self._provider.usage(event)
-                if found is not None:
-                    self._usage = found if self._usage is None else self._usage.merged(found)
+                view = self._provider.read_event(event)
+                if view.usage is not None:
+                    self._usage = view.usage if self._usage is None else self._usage.merged(
+                        view.usage
+                    )
+                self._saw_terminal = self._saw_terminal or view.terminal
         except (SseError, BadResponseBody):
             self._give_up()
 

@@ -74,6 +74,7 @@ _CHANNEL_DELTAS = {
 
 class AnthropicMessages(JsonAdapter):
     name = "anthropic.messages"
+    terminal_markers: tuple[bytes, ...] = (b"message_stop",)
     path = "/v1/messages"
 
     def error_body(self, kind: ErrorKind, message: str) -> bytes:

@@ -445,6 +445,9 @@ class Provider(Protocol):
     # The API repeats a streamed channel's whole text later (snapshots), so the pipeline
     # must remember what it released to put in its place.
     repeats_streamed_text: bool
+    # Bytes that every end-of-stream event of the API contains: a cheap prefilter for a
+    # reader that decodes only the events it needs.
+    terminal_markers: tuple[bytes, ...]
 
     def matches(self, method: str, path: str) -> bool: ...
 

@@ -70,6 +70,7 @@ _DONE = "[DONE]"
 
 class OpenAIChatCompletions(JsonAdapter):
     name = "openai.chat_completions"
+    terminal_markers: tuple[bytes, ...] = (b"[DONE]",)
     path = "/v1/chat/completions"
 
     def error_body(self, kind: ErrorKind, message: str) -> bytes:

@@ -104,6 +104,7 @@ _TERMINAL = {"response.completed", "response.failed", "response.incomplete"}
 
 class OpenAIResponses(JsonAdapter):
     name = "openai.responses"
+    terminal_markers: tuple[bytes, ...] = tuple(t.encode() for t in _TERMINAL)
     # `.done` events and `response.completed` carry each output's full text again.
     repeats_streamed_text = True
     path = "/v1/responses"

@@ -151,3 +151,48 @@ async def test_the_record_is_published_before_envoy_closes_the_stream(server: We
     assert ('weir_tokens_total{direction="out",model="gpt-4o",'
             'provider="openai.chat_completions",workload="checkout"} 3.0') in metrics
     assert "decision=\"allow\"" in metrics and 'weir_stream_errors_total{' not in metrics
+
+
+CHAT_STREAM = b"".join(
+    b"data: " + json.dumps(event).encode() + b"\n\n"
+    for event in (
+        {"id": "c", "object": "chat.completion.chunk",
+         "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]},
+        {"id": "c", "object": "chat.completion.chunk", "choices": [],
+         "usage": {"prompt_tokens": 4, "completion_tokens": 3, "total_tokens": 7}},
+    )
+) + b"data: [DONE]\n\n"
+
+
+@pytest.mark.parametrize("guarded", [False, True], ids=["unscanned", "guarded"])
+async def test_the_record_is_published_when_the_terminal_event_goes_out(
+    tmp_path: Path, guarded: bool
+) -> None:
+    # The openai SDK stops at [DONE] and hangs up; Envoy's end of stream may then never
+    # reach Weir. The call must be counted from the [DONE] on, with its usage.
+    rules = "    response: [{scanner: secrets, action: redact}]\n" if guarded else ""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY + rules)
+    running = WeirServer(ServeConfig(str(policy), "127.0.0.1:0", "127.0.0.1:0"))
+    await running.start()
+    try:
+        request = json.dumps({"model": "gpt-4o", "stream": True, "messages": []}).encode()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
+            call = wire.ExternalProcessorStub(channel).Process()
+            await call.write(headers_message("spiffe://cluster.local/ns/payments/sa/checkout"))
+            await call.write(body_message(request, True))
+            for _ in range(2):
+                await call.read()
+            await call.write(response_headers_message("text/event-stream"))
+            await call.read()
+            await call.write(response_body_message(CHAT_STREAM, False))  # no end of stream
+            released = await call.read()
+            assert released.response_body.response.body_mutation.streamed_response.body.endswith(
+                b"data: [DONE]\n\n")
+            metrics = running.metrics.render().decode()
+            call.cancel()  # the client hung up: Envoy resets the ext_proc stream
+    finally:
+        await running.close()
+    assert ('weir_tokens_total{direction="out",model="gpt-4o",'
+            'provider="openai.chat_completions",workload="checkout"} 3.0') in metrics
+    assert 'decision="allow"' in metrics

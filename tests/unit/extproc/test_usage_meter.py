@@ -105,3 +105,14 @@ def test_an_endless_event_is_given_up() -> None:
     meter.feed(b'data: {"usage": "' + b"x" * (2 << 20))
     meter.feed(b'"}\n\n' + CHAT_STREAM)
     assert meter.finish() is None
+
+
+@pytest.mark.parametrize(("provider", "body"), [
+    (OpenAIChatCompletions(), CHAT_STREAM), (AnthropicMessages(), ANTHROPIC_STREAM),
+])
+def test_the_end_of_stream_event_is_noticed_before_the_body_ends(provider, body: bytes) -> None:
+    meter = UsageMeter(provider, event_stream=True, max_body=1 << 20)
+    meter.feed(body[:-3])
+    assert not meter.saw_terminal
+    meter.feed(body[-3:])
+    assert meter.saw_terminal and meter.usage is not None
