@@ -231,7 +231,7 @@ def verify(
     key = key_set.get(header.kid)
     if key is None:
         return TokenRejected("kid", "token 'kid' is not a key of its issuer")
-    if key.kty != KEY_TYPES[header.alg] or (key.alg is not None and key.alg != header.alg):
+    if key.kty != KEY_TYPES.get(header.alg) or (key.alg is not None and key.alg != header.alg):
         return TokenRejected("algorithm", "token algorithm does not fit its key")
     try:
         claims = pyjwt.decode(
