@@ -152,6 +152,8 @@ class MeshSandbox:
     ext_authz: bool = False
     # Neither filter: Envoy alone, the load test's baseline (must be asked for).
     unguarded: bool = False
+    # False lets a caller without a certificate in (it may carry a JWT-SVID instead).
+    require_client_certificate: bool = True
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -243,6 +245,7 @@ class MeshSandbox:
             ext_proc=self.ext_proc,
             ext_authz=self.ext_authz,
             unguarded=self.unguarded,
+            require_client_certificate=self.require_client_certificate,
         )
         config_path = self.workdir / "envoy.yaml"
         config_path.write_text(render_yaml(bootstrap))

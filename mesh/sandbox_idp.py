@@ -87,7 +87,7 @@ class SandboxIdp:
 
 def unsigned_token(claims: Mapping[str, Any], kid: str = "key-1") -> str:
     """An ``alg: none`` token: the header says there is nothing to verify."""
-    return pyjwt.encode(dict(claims), None, algorithm="none", headers={"kid": kid})
+    return pyjwt.encode(dict(claims), "", algorithm="none", headers={"kid": kid})
 
 
 def hs256_with_public_key(claims: Mapping[str, Any], key: SigningKeyPair) -> str:
