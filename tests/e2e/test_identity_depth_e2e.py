@@ -289,3 +289,61 @@ def test_no_token_or_raw_claim_reaches_any_log_line(w: World) -> None:
             assert "finance-analysts\"]" not in line, (name, line)  # a groups claim value
             for token in w.tokens:
                 assert token not in line and token.split(".")[1] not in line, (name, line)
+
+
+# --- ext_authz alone makes the same end-user decision ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def authz_world(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[MeshSandbox, SandboxIdp]]:
+    workdir = tmp_path_factory.mktemp("identity-depth-authz")
+    idp = SandboxIdp.create("https://idp.corp.example")
+    (workdir / "jwks.json").write_bytes(idp.jwks())
+    policy = f"""
+trustDomain: {TRUST_DOMAIN}
+jwt:
+  header: x-user-token
+  issuers: [{{issuer: "{idp.issuer}", audiences: [weir], jwks: {{file: jwks.json}}}}]
+workloads:
+  - name: payments-checkout
+    match: ["{CHECKOUT}"]
+    users: ["group:finance-analysts"]
+    requireUser: true
+"""
+    with MeshSandbox(workdir, policy_text=policy, ext_proc=False, ext_authz=True) as mesh:
+        yield mesh, idp
+
+
+@pytest.mark.parametrize(
+    ("claims", "error", "reason"),
+    [
+        ({"groups": ["finance-analysts"]}, None, None),
+        ({"groups": ["sales"]}, openai.PermissionDeniedError, "not in workload"),
+        (None, openai.AuthenticationError, "requires an end-user token"),
+        ({"groups": ["finance-analysts"], "exp": 1}, openai.AuthenticationError, "expired"),
+    ],
+    ids=["right-group", "wrong-group", "no-token", "expired"],
+)
+def test_ext_authz_alone_makes_the_same_end_user_decision(
+    authz_world: tuple[MeshSandbox, SandboxIdp],
+    claims: dict[str, object] | None,
+    error: type[Exception] | None,
+    reason: str | None,
+) -> None:
+    mesh, idp = authz_world
+    mesh.clear_upstream_requests()
+    headers = {}
+    if claims is not None:
+        headers["x-user-token"] = idp.token({**idp.claims(ALICE, "weir"), **claims})
+    client = mesh.openai_client("checkout", default_headers=headers)
+    if error is None:
+        assert client.chat.completions.create(model="gpt-4o", messages=PROMPT).choices
+        assert len(mesh.upstream_requests()) == 1
+        return
+    with pytest.raises(error) as raised:
+        client.chat.completions.create(model="gpt-4o", messages=PROMPT)
+    assert reason is not None and reason in str(raised.value)
+    assert mesh.upstream_requests() == []
+    assert ALICE not in mesh.weir_log()
