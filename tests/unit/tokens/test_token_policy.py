@@ -135,3 +135,43 @@ def test_a_jwt_svid_section_needs_the_source_and_its_own_header(
     with pytest.raises(PolicyError) as raised:
         load(tmp_path, policy_text(top_extra=svid))
     assert raised.value.path == "jwtSvid" and "does not include jwt-svid" in raised.value.reason
+
+
+def _explain(policy: Path, claims: dict[str, object] | None, tmp_path: Path) -> tuple[int, str]:
+    import json
+
+    from mesh.policy_cli import explain
+
+    claims_path = None
+    if claims is not None:
+        claims_path = tmp_path / "claims.json"
+        claims_path.write_text(json.dumps(claims))
+    out, err = io.StringIO(), io.StringIO()
+    code = explain(str(policy), "spiffe://cluster.local/ns/finance/sa/assistant", "gpt-4o",
+                   out, err, str(claims_path) if claims_path else None)
+    return code, out.getvalue() + err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("claims", "code", "expected"),
+    [
+        ({"sub": "bob", "groups": ["finance-analysts"]}, 0, "admitted by workload"),
+        ({"sub": "bob", "groups": ["sales"]}, 1, "end user is not in workload"),
+        (None, 1, "requires an end-user token"),
+        ({"groups": ["finance-analysts"]}, 2, "non-empty string 'sub'"),
+    ],
+    ids=["right-group", "wrong-group", "no-claims", "claims-without-sub"],
+)
+def test_policy_explain_takes_user_claims(
+    tmp_path: Path, jwks_file: Path, claims: dict[str, object] | None, code: int, expected: str
+) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(policy_text(workload_extra=(
+        '    users: ["group:finance-analysts"]\n    requireUser: true\n'
+        "    upstreams: [api.openai.com]\n"
+    )))
+    got, text = _explain(path, claims, tmp_path)
+    assert (got, expected in text) == (code, True), text
+    if code != 2:
+        assert "users:     group:finance-analysts (required)" in text
+        assert "upstreams: api.openai.com" in text
