@@ -85,6 +85,7 @@ def decide_check(
     headers: Mapping[str, str] = _NO_HEADERS,
     keys: KeyLookup | None = None,
     method: str = _DEFAULT_METHOD,
+    authority: str | None = None,
 ) -> AuthzVerdict:
     """The header-only decision for one request. Pure: no I/O (keys already fetched)."""
     identity = resolve_identity(
@@ -107,9 +108,11 @@ def decide_check(
         if refusal is not None:
             status, reason, code = refusal.status, refusal.reason, refusal.code
         elif provider is not None and decision.workload is not None:
-            authority = headers.get(":authority") or headers.get("host") or ""
             where = destination_refusal(
-                decision.workload.name, decision.workload.destinations, provider.name, authority
+                decision.workload.name,
+                decision.workload.destinations,
+                provider.name,
+                authority or headers.get(":authority") or headers.get("host") or "",
             )
             if where is not None:
                 status, reason = 403, where
@@ -191,6 +194,7 @@ class Authorization(wire.AuthorizationServicer):  # type: ignore[misc]
                 headers,
                 self._keys,
                 http.method or _DEFAULT_METHOD,
+                http.host or None,
             )
         except Exception:
             # Fail closed with a gRPC error: Envoy (failure_mode_allow: false)

@@ -101,6 +101,9 @@ class JwksCache:
         self._last_forced: dict[JwksSource, float] = {}
         self._last_failure: dict[JwksSource, float] = {}
         self._inflight: dict[JwksSource, asyncio.Task[None]] = {}
+        # The load-time keys of each file source last adopted: a policy reload that read
+        # the file again brings its keys in at once, instead of after the TTL.
+        self._seeded: dict[JwksSource, KeySet] = {}
 
     def configure(self, *, ttl: float, max_stale: float) -> None:
         """Adopt a reloaded policy's timings; the keys already held stay."""
@@ -114,14 +117,16 @@ class JwksCache:
     # --- the sans-I/O side: what a verification may use now ------------------
 
     def keys_for(self, source: JwksSource) -> KeySet | None:
+        initial = source.initial
+        if initial is not None and self._seeded.get(source) is not initial:
+            # A file's keys as a policy load read them: good from this moment.
+            self._seeded[source] = initial
+            self._store(source, initial)
+            return initial
         fresh = self._fresh.get(source)
         if fresh is not None:
             return fresh
         good = self._good.get(source)
-        if good is None and source.initial is not None:
-            # A file's keys as the policy load read them: good from this moment.
-            self._store(source, source.initial)
-            return source.initial
         if good is not None and self._timer() - good.fetched_at <= self._max_stale:
             return good.keys
         return None
@@ -184,6 +189,7 @@ class JwksCache:
             # Sources of policies long replaced: forget the oldest.
             oldest = min(self._good, key=lambda s: self._good[s].fetched_at)
             del self._good[oldest]
+            self._seeded.pop(oldest, None)
 
     def _report(self, source: JwksSource, result: str) -> None:
         if self._on_fetch is not None:

@@ -149,3 +149,14 @@ def test_a_file_source_starts_from_the_keys_read_at_load(idp: Idp) -> None:
     assert cache.keys_for(source) is keys
     assert not cache.wants_fetch(source, "key-1")
     assert idp.calls == 0
+
+
+def test_a_policy_reload_that_read_new_file_keys_adopts_them_at_once(idp: Idp) -> None:
+    cache = make(idp, Clock())
+    old = parse_jwks(idp.idp.jwks())
+    assert cache.keys_for(JwksSource(file="/etc/weir/jwks.json", initial=old)) is old
+    idp.idp.rotate("key-2")
+    new = parse_jwks(idp.idp.jwks())
+    reloaded = JwksSource(file="/etc/weir/jwks.json", initial=new)
+    assert cache.keys_for(reloaded) is new
+    assert idp.calls == 0
