@@ -40,7 +40,7 @@ from mesh.credentials import credential_refusal, presented_tokens, read_credenti
 from mesh.destinations import destination_refusal
 from mesh.identity import PEER_CERTIFICATE, IdentityInputs, resolve_identity
 from mesh.jwks import JwksCache, prefetch
-from mesh.jwt import KeyLookup
+from mesh.jwt import KeyLookup, LoadedKeys
 from mesh.policy import Policy
 from protos import wire
 
@@ -97,7 +97,7 @@ def decide_check(
     decision = policy.decide(identity.principal, None)
     workload = decision.workload.name if decision.workload else None
     pairs = tuple(headers.items())
-    credentials = read_credentials(policy, pairs, keys if keys is not None else JwksCache())
+    credentials = read_credentials(policy, pairs, keys if keys is not None else LoadedKeys())
     user = credentials.user_token
     user_hash = subject_hash(user.issuer, user.subject) if user is not None else None
     status, reason, code = 0, decision.reason, None

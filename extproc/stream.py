@@ -77,8 +77,7 @@ from mesh.credentials import (
 )
 from mesh.destinations import destination_refusal
 from mesh.identity import JWT_SVID, Identity, IdentityInputs, resolve_identity
-from mesh.jwks import JwksCache
-from mesh.jwt import KeyLookup, VerifiedToken
+from mesh.jwt import KeyLookup, LoadedKeys, VerifiedToken
 from mesh.policy import Policy, WorkloadRule
 
 DEFAULT_MAX_REQUEST_BODY = 8 * 1024 * 1024
@@ -89,6 +88,7 @@ DEFAULT_MAX_RESPONSE_BODY = 16 * 1024 * 1024
 MAX_EMITTED_CHUNK = 64 * 1024
 
 REQUEST, RESPONSE = Direction.REQUEST, Direction.RESPONSE
+_LOADED_KEYS = LoadedKeys()
 
 
 class ProtocolError(Exception):
@@ -166,8 +166,8 @@ class Exchange:
         # rules halfway through one request.
         self._policy = policy
         # Token signing keys, fetched by the servicer before the headers arrive here;
-        # without a shared cache only the keys of JWKS files are known.
-        self._keys: KeyLookup = keys if keys is not None else JwksCache()
+        # without its shared cache only the keys read from JWKS files are known.
+        self._keys: KeyLookup = keys if keys is not None else _LOADED_KEYS
         self._strip: tuple[str, ...] = ()
         self._config = config or ExchangeConfig()
         self._request = _Request.EXPECT_HEADERS

@@ -132,6 +132,17 @@ class KeyLookup(Protocol):
         ...
 
 
+class LoadedKeys:
+    """The keys a policy load read from JWKS files, and nothing else: no fetching, ever.
+
+    The lookup of an exchange that runs without the server's shared cache (tests,
+    benchmarks); a URI source has no keys here, so its tokens fail closed.
+    """
+
+    def keys_for(self, source: JwksSource) -> KeySet | None:
+        return source.initial
+
+
 @dataclass(frozen=True)
 class VerifiedToken:
     """A token whose signature and claims checked out. ``claims`` stays in memory:
