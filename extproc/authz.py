@@ -36,6 +36,7 @@ from extproc.audit import subject_hash
 from extproc.llm import ErrorKind, error_format_for, provider_for
 from extproc.metrics import Metrics
 from extproc.policy_store import PolicyStore
+from extproc.stream import CHALLENGE
 from mesh.credentials import credential_refusal, presented_tokens, read_credentials
 from mesh.destinations import destination_refusal
 from mesh.identity import PEER_CERTIFICATE, IdentityInputs, resolve_identity
@@ -156,7 +157,10 @@ def encode_check_response(verdict: AuthzVerdict) -> wire.CheckResponse:
     denied = response.denied_response
     denied.status.code = verdict.status
     denied.body = verdict.body.decode("utf-8")
-    for key, value in (("content-type", "application/json"), ("x-weir-verdict", verdict.verdict)):
+    headers = [("content-type", "application/json"), ("x-weir-verdict", verdict.verdict)]
+    if verdict.status == ErrorKind.UNAUTHENTICATED.status:
+        headers.append(CHALLENGE)
+    for key, value in headers:
         option = denied.headers.add()
         option.header.key = key
         option.header.value = value

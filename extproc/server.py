@@ -211,6 +211,7 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                         {
                             "time": now,
                             "identity": record.principal,
+                            "user": record.user,  # a keyed hash, never the subject
                             "workload": record.workload,
                             "provider": record.provider,
                             "model": record.model,

@@ -89,6 +89,8 @@ MAX_EMITTED_CHUNK = 64 * 1024
 
 REQUEST, RESPONSE = Direction.REQUEST, Direction.RESPONSE
 _LOADED_KEYS = LoadedKeys()
+# A 401 names its scheme (RFC 9110); the realm says who refused.
+CHALLENGE = ("www-authenticate", 'Bearer realm="weir"')
 
 
 class ProtocolError(Exception):
@@ -289,7 +291,8 @@ class Exchange:
 
         if self._provider is None:
             # Not an LLM call Weir understands: identity was enough, bytes flow.
-            self._settle("allow", decision.reason)
+            if self.record.verdict == "pending":  # an audit-mode refusal stays recorded
+                self._settle("allow", decision.reason)
             self._request = _Request.DONE if event.end_of_stream else _Request.PASSTHROUGH_BODY
             return [ContinueHeaders(REQUEST, remove_headers=self._strip)]
         refused = self.govern_llm_destination(decision.workload, self._provider)
@@ -630,7 +633,11 @@ class Exchange:
         return Respond(
             status=kind.status,
             body=error_format.error_body(kind, f"weir: {message}"),
-            headers=(("content-type", "application/json"), ("x-weir-verdict", self.record.verdict)),
+            headers=(
+                ("content-type", "application/json"),
+                ("x-weir-verdict", self.record.verdict),
+                *((CHALLENGE,) if kind is ErrorKind.UNAUTHENTICATED else ()),
+            ),
             details=f"weir_{kind.name.lower()}",
         )
 

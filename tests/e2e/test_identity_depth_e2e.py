@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import openai
 import pytest
 from jwks_server import JwksServer
-from weir_admin import get, metric_matching
+from weir_admin import eventually, get, metric_matching
 
 from mesh.sandbox import SANDBOX_WORKLOADS, TRUST_DOMAIN, MeshSandbox, free_port
 from mesh.sandbox_idp import SandboxIdp, hs256_with_public_key, unsigned_token
@@ -77,6 +77,7 @@ workloads:
     requireUser: true
     providers: [openai]
     upstreams: ["127.0.0.1:*", "localhost"]
+    request: [{{scanner: secrets, action: audit}}]
   - name: research
     match: ["{NOTEBOOK}"]
     upstreams: ["api.openai.com", "*.openai.azure.com"]
@@ -273,6 +274,17 @@ def test_the_inventory_and_metrics_carry_the_user_as_a_keyed_hash(w: World) -> N
     assert 'weir_end_user_requests_total{decision="allow"' in metrics
     assert 'weir_token_rejections_total{reason="expired",token="user"}' in metrics
     assert ALICE not in str(inventory) and ALICE not in metrics
+
+
+def test_an_audit_record_carries_the_user_as_a_keyed_hash(w: World) -> None:
+    client = w.client("checkout", ("x-user-token", w.user_token(groups=["finance-analysts"])))
+    prompt = [{"role": "user", "content": "rotate AKIAQ3EGUKZW5XYT7M2P please"}]
+    assert client.chat.completions.create(model="gpt-4o", messages=prompt).choices
+
+    def audit_lines() -> list[str]:
+        return [line for line in w.mesh.weir_log().splitlines() if "weir.audit" in line]
+
+    assert eventually(lambda: any('"user": "hmac-sha256:' in line for line in audit_lines()))
 
 
 def test_no_token_or_raw_claim_reaches_any_log_line(w: World) -> None:

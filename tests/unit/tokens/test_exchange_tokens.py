@@ -99,6 +99,7 @@ def test_a_user_in_the_wrong_group_gets_a_403_naming_the_rule(
 def test_require_user_without_a_token_gets_a_401(policy: Policy) -> None:
     reply = refusal(Exchange(policy).receive(headers(ASSISTANT)))
     assert reply.status == 401
+    assert ("www-authenticate", 'Bearer realm="weir"') in reply.headers
     assert "requires an end-user token" in json.loads(reply.body)["error"]["message"]
 
 
@@ -189,3 +190,13 @@ def test_audit_mode_records_a_token_refusal_and_lets_the_call_through(
     assert exchange.receive(headers(ASSISTANT)) == []
     assert exchange.record.verdict == "audit"
     assert exchange.record.token_rejection == "user:missing"
+
+
+def test_audit_mode_keeps_a_token_refusal_recorded_on_non_llm_traffic(policy: Policy) -> None:
+    from dataclasses import replace
+
+    exchange = Exchange(replace(policy, mode="audit"))
+    assert exchange.receive(headers(ASSISTANT, path="/healthz")) == [
+        ContinueHeaders(REQ, remove_headers=("x-jwt-svid", "x-user-token"))
+    ]
+    assert exchange.record.verdict == "audit"
