@@ -55,6 +55,15 @@ MAX_SOURCES = 256
 Fetcher = Callable[[JwksSource], KeySet]
 
 
+class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """A key set is trusted for where it comes from: a redirect must stay on https."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        if not newurl.startswith("https://"):
+            raise JwksError("redirected away from https")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def fetch_jwks(source: JwksSource) -> KeySet:
     """Read ``source`` (blocking: call it from a worker thread). Raises JwksError or OSError."""
     if source.file is not None:
@@ -63,10 +72,11 @@ def fetch_jwks(source: JwksSource) -> KeySet:
     else:
         assert source.uri is not None
         context = ssl.create_default_context(cafile=source.ca_file)
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPSHandler(context=context), _HttpsOnlyRedirects()
+        )
         request = urllib.request.Request(source.uri, headers={"accept": "application/json"})
-        with urllib.request.urlopen(
-            request, timeout=source.timeout_seconds, context=context
-        ) as response:
+        with opener.open(request, timeout=source.timeout_seconds) as response:
             data = response.read(MAX_JWKS_BYTES + 1)
     if len(data) > MAX_JWKS_BYTES:
         raise JwksError(f"larger than {MAX_JWKS_BYTES} bytes")

@@ -160,3 +160,19 @@ def test_a_policy_reload_that_read_new_file_keys_adopts_them_at_once(idp: Idp) -
     reloaded = JwksSource(file="/etc/weir/jwks.json", initial=new)
     assert cache.keys_for(reloaded) is new
     assert idp.calls == 0
+
+
+def test_a_jwks_redirect_away_from_https_is_refused() -> None:
+    import urllib.request
+
+    from mesh.jwks import _HttpsOnlyRedirects
+
+    request = urllib.request.Request("https://idp.example.com/jwks.json")
+    with pytest.raises(JwksError, match="away from https"):
+        _HttpsOnlyRedirects().redirect_request(
+            request, None, 302, "Found", {}, "http://idp.example.com/jwks.json"
+        )
+    followed = _HttpsOnlyRedirects().redirect_request(
+        request, None, 302, "Found", {}, "https://keys.example.com/jwks.json"
+    )
+    assert followed is not None and followed.full_url == "https://keys.example.com/jwks.json"
