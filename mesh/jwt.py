@@ -44,6 +44,11 @@ KEY_TYPES: Mapping[str, str] = {
 ALGORITHMS = tuple(KEY_TYPES)
 
 
+# `sig` in an IdP's JWKS; `jwt-svid` in a SPIFFE trust bundle (SPIRE's), which also holds
+# `x509-svid` roots that are not for JWTs.
+_SIGNING_USES = ("sig", "jwt-svid")
+
+
 class JwksError(ValueError):
     """A key set that cannot be used; the reason never quotes key material."""
 
@@ -77,8 +82,8 @@ def parse_jwks(data: bytes | str) -> KeySet:
         if not isinstance(jwk, dict):
             raise JwksError(f"keys[{i}] is not an object")
         kid, kty = jwk.get("kid"), jwk.get("kty")
-        if jwk.get("use", "sig") != "sig" or kty not in ("RSA", "EC", "OKP"):
-            continue  # encryption keys and symmetric secrets never verify a signature
+        if jwk.get("use", "sig") not in _SIGNING_USES or kty not in ("RSA", "EC", "OKP"):
+            continue  # encryption keys, X.509 roots and symmetric secrets never verify a JWT
         if not isinstance(kid, str) or not kid:
             raise JwksError(f"keys[{i}] has no 'kid'")
         if "d" in jwk:

@@ -193,3 +193,12 @@ def test_the_token_is_read_from_the_configured_header(
     header: str, value: str, expected: str | None
 ) -> None:
     assert bearer_token(value, header) == expected
+
+
+def test_a_spiffe_trust_bundle_yields_its_jwt_svid_keys_only(idp: SandboxIdp) -> None:
+    import json
+
+    jwk = json.loads(idp.jwks())["keys"][0]
+    bundle = {"keys": [{**jwk, "use": "jwt-svid"}, {**jwk, "kid": "root", "use": "x509-svid"}]}
+    keys = parse_jwks(json.dumps(bundle))
+    assert set(keys.keys) == {"key-1"}
