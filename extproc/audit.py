@@ -34,3 +34,13 @@ class FindingRecord:
     start: int  # code-point span within `where`
     end: int
     match_hash: str
+
+
+def subject_hash(issuer: str | None, subject: str) -> str:
+    """The end user as records show them: a keyed hash of issuer and subject, never the subject.
+
+    The issuer is part of it, so one subject name at two identity providers stays two users.
+    """
+    text = f"user\0{issuer or ''}\0{subject}"
+    digest = hmac.new(_SALT, text.encode("utf-8", "surrogatepass"), hashlib.sha256)
+    return "hmac-sha256:" + digest.hexdigest()[:32]

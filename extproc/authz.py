@@ -8,8 +8,11 @@ Two layers, as for ext_proc:
   fields from the ``CheckRequest``, calls :func:`decide_check`, encodes the
   ``CheckResponse``, and records metrics and the decision log.
 
-There is no body, so the model is unknown: only the identity rule of the
-policy can be applied (``Policy.decide(principal, None)``). Model and content
+There is no body, so the model is unknown: the identity rule of the policy
+(``Policy.decide(principal, None)``), the end-user rules (``users``,
+``requireUser``, a presented token that does not verify: `mesh.credentials`,
+exactly as ext_proc applies them) and, for a path an adapter recognises, the
+``providers`` / ``upstreams`` allow-lists can be applied. Model and content
 rules need ext_proc. The identity comes only from the peer certificate,
 whatever ``identitySources`` says, because that is all a Check carries: the
 ext_authz provider belongs on an inbound sidecar or a gateway, where the
@@ -24,14 +27,21 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import grpc
 
+from extproc.audit import subject_hash
 from extproc.llm import ErrorKind, error_format_for, provider_for
 from extproc.metrics import Metrics
 from extproc.policy_store import PolicyStore
+from extproc.stream import CHALLENGE
+from mesh.credentials import credential_refusal, presented_tokens, read_credentials
+from mesh.destinations import destination_refusal
 from mesh.identity import PEER_CERTIFICATE, IdentityInputs, resolve_identity
+from mesh.jwks import JwksCache, prefetch
+from mesh.jwt import KeyLookup, LoadedKeys
 from mesh.policy import Policy
 from protos import wire
 
@@ -61,10 +71,24 @@ class AuthzVerdict:
     reason: str
     status: int = 200
     body: bytes = b""
+    user: str | None = None  # keyed hash of the end user's issuer and subject
+    token_rejection: str | None = None
 
 
-def decide_check(policy: Policy, principal: str, path: str) -> AuthzVerdict:
-    """The header-only decision for one request. Pure: no I/O, no clock."""
+_NO_HEADERS: Mapping[str, str] = {}
+_STATUS_KINDS = {401: ErrorKind.UNAUTHENTICATED, 403: ErrorKind.PERMISSION_DENIED}
+
+
+def decide_check(
+    policy: Policy,
+    principal: str,
+    path: str,
+    headers: Mapping[str, str] = _NO_HEADERS,
+    keys: KeyLookup | None = None,
+    method: str = _DEFAULT_METHOD,
+    authority: str | None = None,
+) -> AuthzVerdict:
+    """The header-only decision for one request. Pure: no I/O (keys already fetched)."""
     identity = resolve_identity(
         IdentityInputs(peer_uri_san=principal or None),
         sources=(PEER_CERTIFICATE,),
@@ -73,26 +97,52 @@ def decide_check(policy: Policy, principal: str, path: str) -> AuthzVerdict:
     )
     decision = policy.decide(identity.principal, None)
     workload = decision.workload.name if decision.workload else None
-    if decision.allowed or not policy.enforcing:
-        # Audit mode is a dry run: record the denial as "audit", change nothing.
+    pairs = tuple(headers.items())
+    credentials = read_credentials(policy, pairs, keys if keys is not None else LoadedKeys())
+    user = credentials.user_token
+    user_hash = subject_hash(user.issuer, user.subject) if user is not None else None
+    status, reason, code = 0, decision.reason, None
+    if decision.allowed:
+        # The JWT-SVID is not an ext_authz identity source: only the peer certificate is.
+        refusal = credential_refusal(policy, credentials, decision.workload, svid_used=False)
+        provider = provider_for(method, path)
+        if refusal is not None:
+            status, reason, code = refusal.status, refusal.reason, refusal.code
+        elif provider is not None and decision.workload is not None:
+            where = destination_refusal(
+                decision.workload.name,
+                decision.workload.destinations,
+                provider.name,
+                authority or headers.get(":authority") or headers.get("host") or "",
+            )
+            if where is not None:
+                status, reason = 403, where
+    else:
+        status = 403
+    if status and policy.enforcing:
+        kind = _STATUS_KINDS.get(status, ErrorKind.UNAVAILABLE)
         return AuthzVerdict(
-            allowed=True,
-            verdict="allow" if decision.allowed else "audit",
+            allowed=False,
+            verdict="deny",
             principal=identity.principal,
             workload=workload,
             rule=decision.rule,
-            reason=decision.reason,
+            reason=reason,
+            status=kind.status,
+            body=error_format_for(path).error_body(kind, f"weir: {reason}"),
+            user=user_hash,
+            token_rejection=code,
         )
-    kind = ErrorKind.PERMISSION_DENIED
+    # Audit mode is a dry run: record a refusal as "audit", change nothing.
     return AuthzVerdict(
-        allowed=False,
-        verdict="deny",
+        allowed=True,
+        verdict="audit" if status else "allow",
         principal=identity.principal,
         workload=workload,
         rule=decision.rule,
-        reason=decision.reason,
-        status=kind.status,
-        body=error_format_for(path).error_body(kind, f"weir: {decision.reason}"),
+        reason=reason,
+        user=user_hash,
+        token_rejection=code,
     )
 
 
@@ -107,7 +157,10 @@ def encode_check_response(verdict: AuthzVerdict) -> wire.CheckResponse:
     denied = response.denied_response
     denied.status.code = verdict.status
     denied.body = verdict.body.decode("utf-8")
-    for key, value in (("content-type", "application/json"), ("x-weir-verdict", verdict.verdict)):
+    headers = [("content-type", "application/json"), ("x-weir-verdict", verdict.verdict)]
+    if verdict.status == ErrorKind.UNAUTHENTICATED.status:
+        headers.append(CHALLENGE)
+    for key, value in headers:
         option = denied.headers.add()
         option.header.key = key
         option.header.value = value
@@ -118,9 +171,12 @@ def encode_check_response(verdict: AuthzVerdict) -> wire.CheckResponse:
 class Authorization(wire.AuthorizationServicer):  # type: ignore[misc]
     """The grpc.aio ext_authz servicer: decode, decide, encode, record."""
 
-    def __init__(self, store: PolicyStore, metrics: Metrics) -> None:
+    def __init__(
+        self, store: PolicyStore, metrics: Metrics, keys: JwksCache | None = None
+    ) -> None:
         self._store = store
         self._metrics = metrics
+        self._keys = keys if keys is not None else JwksCache()
 
     async def Check(
         self, request: wire.CheckRequest, context: grpc.aio.ServicerContext
@@ -128,8 +184,22 @@ class Authorization(wire.AuthorizationServicer):  # type: ignore[misc]
         started = time.perf_counter()
         attributes = request.attributes
         http = attributes.request.http
+        policy = self._store.current
         try:
-            verdict = decide_check(self._store.current, attributes.source.principal, http.path)
+            headers = dict(http.headers)
+            if policy.user_tokens is not None:
+                # Off the loop and before the clock: the tokens' keys, when not cached.
+                await prefetch(self._keys, presented_tokens(policy, tuple(headers.items())))
+                started = time.perf_counter()
+            verdict = decide_check(
+                policy,
+                attributes.source.principal,
+                http.path,
+                headers,
+                self._keys,
+                http.method or _DEFAULT_METHOD,
+                http.host or None,
+            )
         except Exception:
             # Fail closed with a gRPC error: Envoy (failure_mode_allow: false)
             # then denies the request, and this worker keeps serving.
@@ -140,6 +210,13 @@ class Authorization(wire.AuthorizationServicer):  # type: ignore[misc]
         elapsed = time.perf_counter() - started
         self._metrics.authz_check_seconds.observe(elapsed)
         self._metrics.authz_checks.labels(verdict.verdict, verdict.workload or "none").inc()
+        if verdict.user is not None:
+            self._metrics.end_user_requests.labels(
+                verdict.workload or "none", verdict.user, verdict.verdict
+            ).inc()
+        if verdict.token_rejection is not None:
+            token, _, why = verdict.token_rejection.partition(":")
+            self._metrics.token_rejections.labels(token, why).inc()
         if decision_log.isEnabledFor(logging.INFO):
             provider = provider_for(http.method or _DEFAULT_METHOD, http.path)
             decision_log.info(
@@ -148,6 +225,8 @@ class Authorization(wire.AuthorizationServicer):  # type: ignore[misc]
                         "kind": "ext_authz",
                         "verdict": verdict.verdict,
                         "principal": verdict.principal,
+                        "user": verdict.user,
+                        "token_rejection": verdict.token_rejection,
                         "workload": verdict.workload,
                         "rule": verdict.rule,
                         "reason": verdict.reason,

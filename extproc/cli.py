@@ -54,7 +54,9 @@ def _policy_check(args: argparse.Namespace) -> int:
 def _policy_explain(args: argparse.Namespace) -> int:
     from mesh.policy_cli import explain
 
-    return explain(args.policy, args.identity, args.model, sys.stdout, sys.stderr)
+    return explain(
+        args.policy, args.identity, args.model, sys.stdout, sys.stderr, args.user_claims
+    )
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -129,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--policy", required=True, metavar="FILE")
     explain.add_argument("--identity", required=True, metavar="SPIFFE_ID")
     explain.add_argument("--model", default=None, metavar="MODEL")
+    explain.add_argument(
+        "--user-claims",
+        default=None,
+        metavar="FILE",
+        help="a JSON file of an end user's token claims (sub, groups ...), taken as verified",
+    )
     explain.set_defaults(handler=_policy_explain)
 
     # `weir scan` owns its own argument parsing (extproc.scanner.cli); it is listed

@@ -29,6 +29,11 @@ class _Entry:
     output_tokens: int = 0
     decisions: Counter[str] = field(default_factory=Counter)
     findings: Counter[str] = field(default_factory=Counter)
+    users: set[str] = field(default_factory=set)  # keyed hashes of end users, never subjects
+
+
+# Distinct end users remembered per identity: enough to see who uses it, bounded.
+MAX_USERS_PER_IDENTITY = 1000
 
 
 def _iso(timestamp: float) -> str:
@@ -62,6 +67,8 @@ class Inventory:
             entry.providers.add(record.provider)
         if record.model:
             entry.models.add(record.model)
+        if record.user and len(entry.users) < MAX_USERS_PER_IDENTITY:
+            entry.users.add(record.user)
         entry.input_tokens += record.input_tokens or 0
         entry.output_tokens += record.output_tokens or 0
         for finding in record.findings:
@@ -81,6 +88,7 @@ class Inventory:
                     "tokens": {"input": e.input_tokens, "output": e.output_tokens},
                     "decisions": dict(sorted(e.decisions.items())),
                     "findings": dict(sorted(e.findings.items())),
+                    "endUsers": sorted(e.users),
                     "firstSeen": _iso(e.first_seen),
                     "lastSeen": _iso(e.last_seen),
                 }

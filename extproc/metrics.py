@@ -91,5 +91,26 @@ class Metrics:
             registry=r,
         )
 
+        self.end_user_requests = Counter(
+            "weir_end_user_requests",
+            "Calls made on behalf of an end user, by workload, user (a keyed hash of issuer "
+            "and subject, never the subject) and decision. One series per user seen.",
+            ["workload", "user", "decision"],
+            registry=r,
+        )
+        self.token_rejections = Counter(
+            "weir_token_rejections",
+            "Refused credentials: which token (user, svid) and why (expired, kid, audience, "
+            "signature, missing, not_admitted ...).",
+            ["token", "reason"],
+            registry=r,
+        )
+        self.jwks_fetches = Counter(
+            "weir_jwks_fetches",
+            "JWKS fetches (file or HTTPS) by key source and result (ok, error).",
+            ["source", "result"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

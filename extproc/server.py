@@ -29,10 +29,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from extproc import authz
+from extproc.events import Direction, HeadersEvent
 from extproc.inventory import Inventory
 from extproc.metrics import Metrics
 from extproc.policy_store import PolicyStore
 from extproc.stream import Exchange, ExchangeConfig, ExchangeRecord, ProtocolError
+from mesh.credentials import presented_tokens
+from mesh.jwks import JwksCache, prefetch
+from mesh.policy import Policy
 from protos import wire
 
 log = logging.getLogger("weir.server")
@@ -64,11 +68,13 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         metrics: Metrics,
         config: ExchangeConfig,
         inventory: Inventory | None = None,
+        keys: JwksCache | None = None,
     ) -> None:
         self._store = store
         self._metrics = metrics
         self._config = config
         self._inventory = inventory or Inventory()
+        self._keys = keys if keys is not None else keys_for_metrics(metrics)
         # One timeout per open stream, unset until drain gives them all a deadline.
         self._deadlines: set[asyncio.Timeout] = set()
         self._drain_deadline: float | None = None
@@ -84,7 +90,8 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         request_iterator: AsyncIterator[wire.ProcessingRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[wire.ProcessingResponse]:
-        exchange = Exchange(self._store.current, self._config)
+        policy = self._store.current
+        exchange = Exchange(policy, self._config, self._keys)
         self._metrics.active_streams.inc()
         error: str | None = None
         finished = False
@@ -96,10 +103,15 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                 async with deadline:
                     self._deadlines.add(deadline)
                     async for request in requests:
+                        event = wire.decode_request(request)
+                        if _needs_keys(policy, event):
+                            # Fetch the tokens' signing keys off the loop, so the exchange
+                            # verifies them without I/O.
+                            assert isinstance(event, HeadersEvent)
+                            await self._prefetch(policy, event)
                         started = time.perf_counter()
                         responses = [
-                            wire.encode_action(action)
-                            for action in exchange.receive(wire.decode_request(request))
+                            wire.encode_action(action) for action in exchange.receive(event)
                         ]
                         observe(time.perf_counter() - started)
                         if exchange.complete and not finished:
@@ -154,6 +166,14 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                     exchange.record.reason = f"ext_proc stream ended: {error}"
                 self._finish(exchange.record)
 
+    async def _prefetch(self, policy: Policy, event: HeadersEvent) -> None:
+        users = policy.user_tokens
+        if users is not None:
+            self._keys.configure(
+                ttl=users.jwks_cache_seconds, max_stale=users.jwks_max_stale_seconds
+            )
+        await prefetch(self._keys, presented_tokens(policy, event.headers))
+
     def _finish(self, record: ExchangeRecord) -> None:
         elapsed = time.monotonic() - record.started
         metrics = self._metrics
@@ -171,6 +191,11 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
             metrics.findings.labels(
                 finding.direction, finding.scanner, finding.rule, finding.action
             ).inc()
+        if record.user is not None:
+            metrics.end_user_requests.labels(workload, record.user, record.verdict).inc()
+        if record.token_rejection is not None:
+            token, _, why = record.token_rejection.partition(":")
+            metrics.token_rejections.labels(token, why).inc()
         self._inventory.observe(record)
         if decision_log.isEnabledFor(logging.INFO):
             entry = asdict(record)
@@ -186,6 +211,7 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                         {
                             "time": now,
                             "identity": record.principal,
+                            "user": record.user,  # a keyed hash, never the subject
                             "workload": record.workload,
                             "provider": record.provider,
                             "model": record.model,
@@ -200,6 +226,21 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                         sort_keys=True,
                     )
                 )
+
+
+def keys_for_metrics(metrics: Metrics) -> JwksCache:
+    """The process's JWKS cache, counting its fetches in ``weir_jwks_fetches``."""
+    return JwksCache(
+        on_fetch=lambda source, result: metrics.jwks_fetches.labels(source, result).inc()
+    )
+
+
+def _needs_keys(policy: Policy, event: object) -> bool:
+    return (
+        (policy.user_tokens is not None or policy.svid_tokens is not None)
+        and isinstance(event, HeadersEvent)
+        and event.direction is Direction.REQUEST
+    )
 
 
 def _split_host_port(listen: str) -> tuple[str, int]:
@@ -252,12 +293,14 @@ class WeirServer:
 
     async def _start_grpc(self) -> None:
         server = grpc.aio.server()
+        # One key cache for both filters: a refresh one of them made serves the other.
+        keys = keys_for_metrics(self.metrics)
         self._processor = ExternalProcessor(
-            self.store, self.metrics, self.config.exchange, self.inventory
+            self.store, self.metrics, self.config.exchange, self.inventory, keys
         )
         wire.add_ExternalProcessorServicer_to_server(self._processor, server)
         # ext_authz shares the port: one Service, one Envoy cluster, for both filters.
-        authz.add_to_server(authz.Authorization(self.store, self.metrics), server)
+        authz.add_to_server(authz.Authorization(self.store, self.metrics, keys), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (EXT_PROC_SERVICE, authz.AUTHZ_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
-from extproc.audit import FindingRecord
+from extproc.audit import FindingRecord, subject_hash
 from extproc.document_guard import judge_document
 from extproc.events import (
     Action,
@@ -68,8 +68,17 @@ from extproc.llm.base import (
 from extproc.scan_plan import ScanPlan, plan_for
 from extproc.sse_guard import SseGuard, stream_error_events
 from extproc.usage_meter import UsageMeter
-from mesh.identity import Identity, IdentityInputs, resolve_identity
-from mesh.policy import Policy
+from mesh.credentials import (
+    Credentials,
+    credential_refusal,
+    read_credentials,
+    svid_problem,
+    token_headers_to_strip,
+)
+from mesh.destinations import destination_refusal
+from mesh.identity import JWT_SVID, Identity, IdentityInputs, resolve_identity
+from mesh.jwt import KeyLookup, LoadedKeys, VerifiedToken
+from mesh.policy import Policy, WorkloadRule
 
 DEFAULT_MAX_REQUEST_BODY = 8 * 1024 * 1024
 # A non-streamed response is judged whole; past this size it cannot be, and an
@@ -79,6 +88,9 @@ DEFAULT_MAX_RESPONSE_BODY = 16 * 1024 * 1024
 MAX_EMITTED_CHUNK = 64 * 1024
 
 REQUEST, RESPONSE = Direction.REQUEST, Direction.RESPONSE
+_LOADED_KEYS = LoadedKeys()
+# A 401 names its scheme (RFC 9110); the realm says who refused.
+CHALLENGE = ("www-authenticate", 'Bearer realm="weir"')
 
 
 class ProtocolError(Exception):
@@ -117,6 +129,10 @@ class ExchangeRecord:
 
     principal: str = ""
     identity_source: str | None = None
+    # The end user: a keyed hash of issuer and subject (`subject_hash`), never the token.
+    user: str | None = None
+    # Why a presented token was refused ("user:expired", "svid:kid", ...), a fixed word.
+    token_rejection: str | None = None
     identity_detail: str = ""
     workload: str | None = None
     method: str = ""
@@ -142,10 +158,19 @@ class ExchangeRecord:
 class Exchange:
     """The state of one ext_proc stream (one HTTP request and its response)."""
 
-    def __init__(self, policy: Policy, config: ExchangeConfig | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        config: ExchangeConfig | None = None,
+        keys: KeyLookup | None = None,
+    ) -> None:
         # The policy is captured once: a reload mid-exchange must not change the
         # rules halfway through one request.
         self._policy = policy
+        # Token signing keys, fetched by the servicer before the headers arrive here;
+        # without its shared cache only the keys read from JWKS files are known.
+        self._keys: KeyLookup = keys if keys is not None else _LOADED_KEYS
+        self._strip: tuple[str, ...] = ()
         self._config = config or ExchangeConfig()
         self._request = _Request.EXPECT_HEADERS
         self._response = _Response.EXPECT_HEADERS
@@ -239,8 +264,9 @@ class Exchange:
         record = self.record
         record.method, record.path = method, path
 
+        credentials = read_credentials(self._policy, event.headers, self._keys)
         identity = resolve_identity(
-            _identity_inputs(event),
+            _identity_inputs(event, credentials),
             sources=self._policy.identity_sources,
             trust_domain=self._policy.trust_domain,
             trusted_proxies=self._policy.xfcc_trusted_proxies,
@@ -256,14 +282,22 @@ class Exchange:
         self._provider = provider_for(method, path)
         record.provider = self._provider.name if self._provider else None
 
+        refused = self._caller_refusal(identity, credentials, decision.workload)
+        if refused is not None:
+            return [refused]
         if not decision.allowed and self._refuse_or_audit(decision.reason):
             return [self._refuse(ErrorKind.PERMISSION_DENIED, decision.reason)]
+        self._strip = token_headers_to_strip(self._policy)
 
         if self._provider is None:
             # Not an LLM call Weir understands: identity was enough, bytes flow.
-            self._settle("allow", decision.reason)
+            if self.record.verdict == "pending":  # an audit-mode refusal stays recorded
+                self._settle("allow", decision.reason)
             self._request = _Request.DONE if event.end_of_stream else _Request.PASSTHROUGH_BODY
-            return [ContinueHeaders(REQUEST)]
+            return [ContinueHeaders(REQUEST, remove_headers=self._strip)]
+        refused = self.govern_llm_destination(decision.workload, self._provider)
+        if refused is not None:
+            return [refused]
 
         if event.end_of_stream:
             return [self._refuse(ErrorKind.INVALID_REQUEST, EMPTY_BODY_REASON)]
@@ -338,6 +372,7 @@ class Exchange:
             REQUEST,
             # Never scan compressed bytes as text: ask the upstream for identity.
             set_headers=(("accept-encoding", "identity"),),
+            remove_headers=self._strip,
         )
         if request_plan is not None:
             parts = self._provider.request_texts(document)
@@ -348,7 +383,7 @@ class Exchange:
             if verdict.changed:
                 body = self._provider.rewrite_request(document, verdict.replacements)
                 headers = ContinueHeaders(
-                    REQUEST, headers.set_headers, remove_headers=("content-length",)
+                    REQUEST, headers.set_headers, remove_headers=(*self._strip, "content-length")
                 )
         if self.record.verdict == "pending":
             self._settle("allow", decision.reason)
@@ -523,6 +558,48 @@ class Exchange:
             self.record.input_tokens = usage.input_tokens
             self.record.output_tokens = usage.output_tokens
 
+    # --- who calls, for whom, and where to -------------------------------------
+
+    def _caller_refusal(
+        self, identity: Identity, credentials: Credentials, workload: WorkloadRule | None
+    ) -> Respond | None:
+        """The tokens' verdict at header time (`mesh.credentials`): a refusal, or None."""
+        user = credentials.user
+        if isinstance(user, VerifiedToken):
+            self.record.user = subject_hash(user.issuer, user.subject)
+        # The JWT-SVID counts only where resolution reached its source: a source before
+        # it may already have identified the caller.
+        sources = self._policy.identity_sources
+        tried = sources if identity.source is None else sources[: sources.index(identity.source)]
+        svid_used = JWT_SVID in tried
+        refusal = credential_refusal(self._policy, credentials, workload, svid_used=svid_used)
+        if refusal is None:
+            return None
+        self.record.token_rejection = refusal.code
+        if not self._refuse_or_audit(refusal.reason):
+            return None
+        kind = {401: ErrorKind.UNAUTHENTICATED, 403: ErrorKind.PERMISSION_DENIED}.get(
+            refusal.status, ErrorKind.UNAVAILABLE
+        )
+        return self._refuse(kind, refusal.reason, verdict="deny")
+
+    def govern_llm_destination(
+        self, workload: WorkloadRule | None, provider: Provider
+    ) -> Respond | None:
+        """The `providers` / `upstreams` allow-lists for an LLM call, however it was
+        recognised (by path here; a body-shape recognition calls this too)."""
+        if workload is None or not workload.destinations.restricts:
+            return None
+        authority = header_value(self._request_headers, ":authority") or (
+            header_value(self._request_headers, "host") or ""
+        )
+        reason = destination_refusal(
+            workload.name, workload.destinations, provider.name, authority
+        )
+        if reason is None or not self._refuse_or_audit(reason):
+            return None
+        return self._refuse(ErrorKind.PERMISSION_DENIED, reason)
+
     # --- verdicts --------------------------------------------------------------
 
     def _refuse_or_audit(self, reason: str) -> bool:
@@ -556,7 +633,11 @@ class Exchange:
         return Respond(
             status=kind.status,
             body=error_format.error_body(kind, f"weir: {message}"),
-            headers=(("content-type", "application/json"), ("x-weir-verdict", self.record.verdict)),
+            headers=(
+                ("content-type", "application/json"),
+                ("x-weir-verdict", self.record.verdict),
+                *((CHALLENGE,) if kind is ErrorKind.UNAUTHENTICATED else ()),
+            ),
             details=f"weir_{kind.name.lower()}",
         )
 
@@ -577,7 +658,7 @@ def _stream_chunks(direction: Direction, body: bytes, end_of_stream: bool) -> li
     ]
 
 
-def _identity_inputs(event: HeadersEvent) -> IdentityInputs:
+def _identity_inputs(event: HeadersEvent, credentials: Credentials) -> IdentityInputs:
     attributes = event.attributes
     peer = attributes.get("connection.uri_san_peer_certificate")
     namespace = service_account = None
@@ -593,4 +674,8 @@ def _identity_inputs(event: HeadersEvent) -> IdentityInputs:
         node_namespace=namespace,
         node_service_account=service_account,
         xfcc=header_value(event.headers, "x-forwarded-client-cert"),
+        jwt_svid_subject=(
+            credentials.svid.subject if isinstance(credentials.svid, VerifiedToken) else None
+        ),
+        jwt_svid_problem=svid_problem(credentials),
     )

@@ -211,7 +211,9 @@ def _state_defaults(obj: TypingAny) -> TypingAny:
 # --- the sandbox bootstrap ---------------------------------------------------
 
 
-def _downstream_mtls(ca_path: Path, server_cert_path: Path, server_key_path: Path) -> pc.Any:
+def _downstream_mtls(
+    ca_path: Path, server_cert_path: Path, server_key_path: Path, require_client_certificate: bool
+) -> pc.Any:
     tls = pc.DownstreamTlsContext(
         common_tls_context=pc.CommonTlsContext(
             tls_certificates=[
@@ -228,8 +230,10 @@ def _downstream_mtls(ca_path: Path, server_cert_path: Path, server_key_path: Pat
             alpn_protocols=["h2", "http/1.1"],
         ),
         # Without a client certificate there is no identity: refuse the
-        # handshake rather than let an anonymous request reach Weir.
-        require_client_certificate=True,
+        # handshake rather than let an anonymous request reach Weir. A sandbox
+        # whose callers prove themselves with JWT-SVIDs turns this off; a
+        # certificate that is presented is still checked against the CA.
+        require_client_certificate=require_client_certificate,
     )
     return pc.Any.pack(tls)
 
@@ -303,6 +307,7 @@ def sandbox_bootstrap(
     ext_proc: bool = True,
     ext_authz: bool = False,
     unguarded: bool = False,
+    require_client_certificate: bool = True,
 ) -> dict[str, TypingAny]:
     """A complete static Envoy bootstrap for the sandbox, as a proto-JSON dict.
 
@@ -339,7 +344,10 @@ def sandbox_bootstrap(
                 transport_socket=pc.TransportSocket(
                     name=pc.TLS_TRANSPORT_SOCKET_NAME,
                     typed_config=_downstream_mtls(
-                        Path(ca_path), Path(server_cert_path), Path(server_key_path)
+                        Path(ca_path),
+                        Path(server_cert_path),
+                        Path(server_key_path),
+                        require_client_certificate,
                     ),
                 ),
             )

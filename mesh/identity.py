@@ -21,7 +21,8 @@ UNAUTHENTICATED = "unauthenticated"
 PEER_CERTIFICATE = "peer-certificate"
 NODE_METADATA = "node-metadata"
 XFCC = "xfcc"
-SOURCES = (PEER_CERTIFICATE, NODE_METADATA, XFCC)
+JWT_SVID = "jwt-svid"
+SOURCES = (PEER_CERTIFICATE, NODE_METADATA, XFCC, JWT_SVID)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class IdentityInputs:
     node_namespace: str | None = None
     node_service_account: str | None = None
     xfcc: str | None = None
+    # A JWT-SVID, already verified (`mesh.jwt`): its subject, or why it was refused.
+    jwt_svid_subject: str | None = None
+    jwt_svid_problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ def resolve_identity(
         PEER_CERTIFICATE: lambda: _from_peer_certificate(inputs, trust_domain),
         NODE_METADATA: lambda: _from_node_metadata(inputs, trust_domain),
         XFCC: lambda: _from_xfcc(inputs, trust_domain, trusted_proxies),
+        JWT_SVID: lambda: _from_jwt_svid(inputs, trust_domain),
     }
     notes: list[str] = []
     for source in sources:
@@ -146,3 +151,14 @@ def _from_xfcc(inputs: IdentityInputs, trust_domain: str, trusted_proxies: Seque
         return str(parse_spiffe_id_in(uris[0], trust_domain))
     except SpiffeIdError as exc:
         raise _Rejected(f"last element URI is invalid: {exc.reason}") from None
+
+
+def _from_jwt_svid(inputs: IdentityInputs, trust_domain: str) -> str:
+    if inputs.jwt_svid_problem is not None:
+        raise _Rejected(inputs.jwt_svid_problem)
+    if not inputs.jwt_svid_subject:
+        raise _Rejected("no JWT-SVID")
+    try:
+        return str(parse_spiffe_id_in(inputs.jwt_svid_subject, trust_domain))
+    except SpiffeIdError as exc:
+        raise _Rejected(f"JWT-SVID subject is invalid: {exc.reason}") from None

@@ -21,13 +21,29 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from mesh.identity import UNAUTHENTICATED, XFCC
+from mesh.destinations import (
+    Destinations,
+    UpstreamPattern,
+    provider_problem,
+    upstream_pattern_problem,
+)
+from mesh.end_user import UserPattern, parse_user_pattern, user_pattern_problem
+from mesh.identity import JWT_SVID, UNAUTHENTICATED, XFCC
 from mesh.spiffe import SpiffeIdError, check_trust_domain, parse_spiffe_id
+from mesh.token_config import (
+    JwtDoc,
+    JwtSvidDoc,
+    SvidTokens,
+    UserTokens,
+    build_svid_tokens,
+    build_user_tokens,
+)
 
 DOCUMENT = "<document>"
 MAX_POLICY_BYTES = 1024 * 1024
@@ -91,6 +107,11 @@ class WorkloadRule:
     models: tuple[str, ...] | None
     request: tuple[ScanRule, ...] = ()
     response: tuple[ScanRule, ...] = ()
+    # The end user: which ones it admits (None: any user, or none) and whether one is required.
+    users: tuple[UserPattern, ...] | None = None
+    require_user: bool = False
+    # Where its LLM calls may go (`providers`, `upstreams`); unrestricted by default.
+    destinations: Destinations = field(default_factory=Destinations)
     _match_res: tuple[re.Pattern[str], ...] = field(
         init=False, repr=False, compare=False, hash=False
     )
@@ -156,6 +177,8 @@ class Policy:
     workloads: tuple[WorkloadRule, ...]
     source: str
     digest: str  # short sha256 hex of the file bytes, to tell reloads apart in logs
+    user_tokens: UserTokens | None = None  # the `jwt` section: end-user tokens
+    svid_tokens: SvidTokens | None = None  # the `jwtSvid` section: the jwt-svid source
 
     @property
     def enforcing(self) -> bool:
@@ -241,13 +264,17 @@ class _WorkloadDoc(_Strict):
     models: list[str] | None = None
     request: list[_ScanRuleDoc] = Field(default_factory=list)
     response: list[_ScanRuleDoc] = Field(default_factory=list)
+    users: list[str] | None = None
+    require_user: bool = Field(default=False, alias="requireUser")
+    providers: list[str] | None = None
+    upstreams: list[str] | None = None
 
 
 class _XfccDoc(_Strict):
     trusted_proxies: list[str] = Field(default_factory=list, alias="trustedProxies")
 
 
-_SourceName = Literal["peer-certificate", "node-metadata", "xfcc"]
+_SourceName = Literal["peer-certificate", "node-metadata", "xfcc", "jwt-svid"]
 
 
 def _default_sources() -> list[_SourceName]:
@@ -262,6 +289,8 @@ class _PolicyDoc(_Strict):
         default_factory=_default_sources, alias="identitySources"
     )
     xfcc: _XfccDoc = Field(default_factory=_XfccDoc)
+    jwt: JwtDoc | None = None
+    jwt_svid: JwtSvidDoc | None = Field(default=None, alias="jwtSvid")
     workloads: list[_WorkloadDoc] = Field(default_factory=list)
 
 
@@ -416,6 +445,17 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
             "must list at least one proxy SPIFFE ID when identitySources includes xfcc",
         )
 
+    # Relative key and CA files are found next to the policy file.
+    base = Path(source).parent if not source.startswith("<") else Path.cwd()
+    user_tokens = None if doc.jwt is None else build_user_tokens(doc.jwt, fail, base)
+    svid_tokens = None if doc.jwt_svid is None else build_svid_tokens(doc.jwt_svid, fail, base)
+    if JWT_SVID in doc.identity_sources and svid_tokens is None:
+        raise fail("jwtSvid", "required when identitySources includes jwt-svid")
+    if svid_tokens is not None and JWT_SVID not in doc.identity_sources:
+        raise fail("jwtSvid", "configured, but identitySources does not include jwt-svid")
+    if svid_tokens and user_tokens and svid_tokens.header == user_tokens.header:
+        raise fail("jwtSvid.header", f"'{svid_tokens.header}' is also jwt.header")
+
     workloads: list[WorkloadRule] = []
     first_index: dict[str, int] = {}
     for i, w in enumerate(doc.workloads):
@@ -450,6 +490,8 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
                 problem = _terms_problem(rule.scanner, rule.terms)
                 if problem:
                     raise fail(f"{here}.{direction}[{j}].terms", problem)
+        users = _users(w, here, user_tokens is not None, fail)
+        destinations = _destinations(w, here, fail)
         workloads.append(
             WorkloadRule(
                 name=w.name,
@@ -461,6 +503,9 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
                 response=tuple(
                     ScanRule(r.scanner, r.action, tuple(r.terms or ())) for r in w.response
                 ),
+                users=users,
+                require_user=w.require_user,
+                destinations=destinations,
             )
         )
 
@@ -473,6 +518,44 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
         workloads=tuple(workloads),
         source=source,
         digest=digest,
+        user_tokens=user_tokens,
+        svid_tokens=svid_tokens,
+    )
+
+
+def _users(
+    w: _WorkloadDoc, here: str, have_tokens: bool, fail: Any
+) -> tuple[UserPattern, ...] | None:
+    if (w.users is not None or w.require_user) and not have_tokens:
+        key = "users" if w.users is not None else "requireUser"
+        raise fail(f"{here}.{key}", "end-user rules need a 'jwt' section with issuers")
+    if w.users is None:
+        return None
+    if not w.users:
+        raise fail(f"{here}.users", "must not be empty; omit the key to admit any user")
+    for j, text in enumerate(w.users):
+        problem = user_pattern_problem(text)
+        if problem:
+            raise fail(f"{here}.users[{j}]", problem)
+    return tuple(parse_user_pattern(text) for text in w.users)
+
+
+def _destinations(w: _WorkloadDoc, here: str, fail: Any) -> Destinations:
+    for key, values, check in (
+        ("providers", w.providers, provider_problem),
+        ("upstreams", w.upstreams, upstream_pattern_problem),
+    ):
+        if values is None:
+            continue
+        if not values:
+            raise fail(f"{here}.{key}", f"must not be empty; omit the key to allow any {key[:-1]}")
+        for j, value in enumerate(values):
+            problem = check(value)
+            if problem:
+                raise fail(f"{here}.{key}[{j}]", problem)
+    return Destinations(
+        providers=None if w.providers is None else tuple(w.providers),
+        upstreams=None if w.upstreams is None else tuple(UpstreamPattern(u) for u in w.upstreams),
     )
 
 

@@ -13,15 +13,19 @@ Exit codes:
 
 from __future__ import annotations
 
+import json
 from typing import TextIO
 
+from mesh.end_user import decide_user
 from mesh.identity import UNAUTHENTICATED
+from mesh.jwt import VerifiedToken
 from mesh.policy import Policy, PolicyError, ScanRule, WorkloadRule, load_policy
 from mesh.spiffe import SpiffeIdError, parse_spiffe_id_in
 
 EXIT_OK = 0
 EXIT_DENIED = 1
 EXIT_INVALID = 2
+MAX_CLAIMS_BYTES = 64 * 1024
 
 
 def check(path: str, out: TextIO, err: TextIO) -> int:
@@ -39,11 +43,33 @@ def check(path: str, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-def explain(policy_path: str, identity: str, model: str | None, out: TextIO, err: TextIO) -> int:
-    """Print which rule decides ``identity`` (and ``model``) and what it allows."""
+def explain(
+    policy_path: str,
+    identity: str,
+    model: str | None,
+    out: TextIO,
+    err: TextIO,
+    user_claims: str | None = None,
+) -> int:
+    """Print which rule decides ``identity`` (and ``model``) and what it allows.
+
+    ``user_claims`` is a JSON file of an end user's (already verified) token claims;
+    without it the call is explained as one without an end-user token.
+    """
     policy = _load(policy_path, err)
     if policy is None:
         return EXIT_INVALID
+    user: VerifiedToken | None = None
+    if user_claims is not None:
+        if policy.user_tokens is None:
+            print(f"{policy.source}: jwt: the policy has no 'jwt' section; --user-claims "
+                  "cannot apply", file=err)
+            return EXIT_INVALID
+        user_or_problem = _read_claims(user_claims)
+        if isinstance(user_or_problem, str):
+            print(f"{user_claims}: {user_or_problem}", file=err)
+            return EXIT_INVALID
+        user = user_or_problem
     if identity != UNAUTHENTICATED:
         try:
             parse_spiffe_id_in(identity, policy.trust_domain)
@@ -58,6 +84,18 @@ def explain(policy_path: str, identity: str, model: str | None, out: TextIO, err
 
     decision = policy.decide(identity, model)
     workload = decision.workload
+    allowed, reason = decision.allowed, decision.reason
+    user_line = None
+    if policy.user_tokens is not None:
+        user_line = "no end-user token" if user is None else f"claims from {user_claims}"
+        if allowed and workload is not None:
+            verdict_for_user = decide_user(
+                workload.name, workload.users, workload.require_user, user,
+                policy.user_tokens.groups_claim,
+            )
+            user_line += f": {verdict_for_user.reason}"
+            if not verdict_for_user.allowed:
+                allowed, reason = False, verdict_for_user.reason
     lines = [
         f"policy:    {policy.source} (digest {policy.digest})",
         f"identity:  {identity}",
@@ -68,8 +106,10 @@ def explain(policy_path: str, identity: str, model: str | None, out: TextIO, err
         pattern = workload.matching_pattern(identity)
         lines.append(f"rule:      workload '{workload.name}' (matched by '{pattern}')")
     lines.append(f"model:     {model if model is not None else '(not given)'}")
-    verdict = "ALLOWED" if decision.allowed else "DENIED"
-    lines.append(f"decision:  {verdict}: {decision.reason}")
+    if user_line is not None:
+        lines.append(f"user:      {user_line}")
+    verdict = "ALLOWED" if allowed else "DENIED"
+    lines.append(f"decision:  {verdict}: {reason}")
     if workload is not None:
         lines.extend(_workload_lines(workload))
     if policy.enforcing:
@@ -78,16 +118,43 @@ def explain(policy_path: str, identity: str, model: str | None, out: TextIO, err
         lines.append("mode:      audit (dry run: this decision is recorded, nothing is enforced)")
     for line in lines:
         print(line, file=out)
-    return EXIT_OK if decision.allowed else EXIT_DENIED
+    return EXIT_OK if allowed else EXIT_DENIED
+
+
+def _read_claims(path: str) -> VerifiedToken | str:
+    try:
+        with open(path, "rb") as fh:
+            claims = json.loads(fh.read(MAX_CLAIMS_BYTES + 1))
+    except OSError as exc:
+        return f"cannot read claims file: {exc.strerror or exc}"
+    except ValueError:
+        return "not a JSON document"
+    if not isinstance(claims, dict):
+        return "expected a JSON object of token claims"
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        return "the claims need a non-empty string 'sub'"
+    issuer = claims.get("iss")
+    return VerifiedToken(issuer if isinstance(issuer, str) else None, subject, claims)
 
 
 def _workload_lines(workload: WorkloadRule) -> list[str]:
     models = "any" if workload.models is None else ", ".join(workload.models)
-    return [
+    lines = [
         f"models:    {models}",
         f"request:   {_rules(workload.request)}",
         f"response:  {_rules(workload.response)}",
     ]
+    if workload.users is not None or workload.require_user:
+        users = "any" if workload.users is None else ", ".join(str(u) for u in workload.users)
+        required = " (required)" if workload.require_user else ""
+        lines.append(f"users:     {users}{required}")
+    where = workload.destinations
+    if where.providers is not None:
+        lines.append(f"providers: {', '.join(where.providers)}")
+    if where.upstreams is not None:
+        lines.append(f"upstreams: {', '.join(p.pattern for p in where.upstreams)}")
+    return lines
 
 
 def _rules(rules: tuple[ScanRule, ...]) -> str:

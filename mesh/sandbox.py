@@ -29,6 +29,7 @@ from typing import Any
 
 from mesh.certs import PkiPaths, write_pki
 from mesh.envoy_config import envoy_binary, render_yaml, sandbox_bootstrap
+from mesh.sandbox_idp import SandboxIdp
 
 TRUST_DOMAIN = "cluster.local"
 
@@ -37,7 +38,13 @@ SANDBOX_WORKLOADS: Mapping[str, str] = {
     "checkout": f"spiffe://{TRUST_DOMAIN}/ns/payments/sa/checkout",
     "notebook": f"spiffe://{TRUST_DOMAIN}/ns/research/sa/notebook",
     "etl": f"spiffe://{TRUST_DOMAIN}/ns/batch/sa/etl",
+    "assistant": f"spiffe://{TRUST_DOMAIN}/ns/finance/sa/assistant",
 }
+
+# The sandbox's end-user identity provider: its JWKS file sits next to the policy.
+SANDBOX_IDP_ISSUER = "https://idp.sandbox.local"
+SANDBOX_USER_JWKS = "user-jwks.json"
+SANDBOX_USER_HEADER = "x-user-token"
 
 SANDBOX_POLICY = f"""\
 # The sandbox policy: two known workloads, everyone else denied.
@@ -45,6 +52,10 @@ trustDomain: {TRUST_DOMAIN}
 defaultAction: deny
 mode: enforce
 identitySources: [peer-certificate]
+jwt:                           # end users, from the chat front end's token
+  header: {SANDBOX_USER_HEADER}
+  issuers:
+    - {{issuer: "{SANDBOX_IDP_ISSUER}", audiences: [weir], jwks: {{file: {SANDBOX_USER_JWKS}}}}}
 workloads:
   - name: payments-checkout
     match: ["spiffe://{TRUST_DOMAIN}/ns/payments/sa/checkout"]
@@ -58,6 +69,11 @@ workloads:
     match: ["spiffe://{TRUST_DOMAIN}/ns/research/*"]
     request:  [{{scanner: secrets, action: redact}}, {{scanner: prompt-injection, action: block}}]
     response: [{{scanner: secrets, action: block}}, {{scanner: pii, action: audit}}]
+  - name: finance-assistant
+    match: ["spiffe://{TRUST_DOMAIN}/ns/finance/sa/assistant"]
+    users: ["group:finance-analysts"]
+    requireUser: true
+    providers: [openai]
 """
 
 
@@ -152,6 +168,8 @@ class MeshSandbox:
     ext_authz: bool = False
     # Neither filter: Envoy alone, the load test's baseline (must be asked for).
     unguarded: bool = False
+    # False lets a caller without a certificate in (it may carry a JWT-SVID instead).
+    require_client_certificate: bool = True
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -162,6 +180,8 @@ class MeshSandbox:
             for name in ("envoy", "envoy_admin", "upstream", "weir_grpc", "weir_admin")
         }
         self.pki: PkiPaths | None = None
+        # Signs the end-user tokens of the tour and the tests (SANDBOX_POLICY trusts it).
+        self.idp = SandboxIdp.create(SANDBOX_IDP_ISSUER)
         self._upstream: _Process | None = None
         self._weir: _Process | None = None
         self._envoy: _Process | None = None
@@ -171,6 +191,7 @@ class MeshSandbox:
     def start(self) -> MeshSandbox:
         try:
             self.pki = write_pki(self.workdir / "pki", TRUST_DOMAIN, self.workloads)
+            (self.workdir / SANDBOX_USER_JWKS).write_bytes(self.idp.jwks())
             self.policy_path.write_text(self.policy_text)
             self.start_upstream()
             self.start_weir()
@@ -243,6 +264,7 @@ class MeshSandbox:
             ext_proc=self.ext_proc,
             ext_authz=self.ext_authz,
             unguarded=self.unguarded,
+            require_client_certificate=self.require_client_certificate,
         )
         config_path = self.workdir / "envoy.yaml"
         config_path.write_text(render_yaml(bootstrap))
@@ -312,6 +334,10 @@ class MeshSandbox:
             max_retries=0,
             **kwargs,
         )
+
+    def user_token(self, subject: str, groups: Sequence[str], lifetime: float = 300) -> str:
+        """An end-user token from the sandbox IdP, for the `finance-assistant` rule."""
+        return self.idp.token(self.idp.claims(subject, "weir", lifetime, groups=list(groups)))
 
     def upstream_requests(self) -> list[dict[str, Any]]:
         url = f"http://127.0.0.1:{self.ports['upstream']}/__requests"

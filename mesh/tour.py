@@ -15,7 +15,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mesh.sandbox import SANDBOX_WORKLOADS, MeshSandbox
+from mesh.sandbox import SANDBOX_USER_HEADER, SANDBOX_WORKLOADS, MeshSandbox
+from mesh.sandbox_idp import SandboxIdp
 
 PROMPT = [{"role": "user", "content": "Say hello to the mesh."}]
 AWS_KEY = "AKIAQ3EGUKZW5XYT7M2P"
@@ -79,6 +80,18 @@ def _forged_xfcc(sandbox: MeshSandbox) -> Outcome:
     return _openai_stream(sandbox, "etl", "gpt-4o", headers={"x-forwarded-client-cert": forged})
 
 
+def _as_user(sandbox: MeshSandbox, token: str) -> Outcome:
+    """The finance assistant calls on behalf of the end user whose token it forwards."""
+    return _openai_stream(sandbox, "assistant", "gpt-4o", headers={SANDBOX_USER_HEADER: token})
+
+
+def _forged_user_token(sandbox: MeshSandbox) -> str:
+    """A token that names the sandbox IdP and its key id, signed with someone else's key."""
+    rogue = SandboxIdp.create(sandbox.idp.issuer)
+    claims = sandbox.idp.claims("mallory@corp.example", "weir", groups=["finance-analysts"])
+    return rogue.token(claims)
+
+
 def _prompt_redacted(sandbox: MeshSandbox) -> Outcome:
     outcome = _openai_stream(
         sandbox, "notebook", "o3",
@@ -137,6 +150,14 @@ STOPS = (
          lambda s: _openai_stream(
              s, "notebook", "o3",
              messages=[{"role": "user", "content": INJECTION}])),
+    Stop("assistant", "for a finance analyst with a valid user token", "ALLOWED", True,
+         lambda s: _as_user(s, s.user_token("ana@corp.example", ["finance-analysts"]))),
+    Stop("assistant", "for a user whose token expired a minute ago", "DENIED", False,
+         lambda s: _as_user(s, s.user_token("ana@corp.example", ["finance-analysts"], -60))),
+    Stop("assistant", "with a forged user token (right kid, wrong key)", "DENIED", False,
+         lambda s: _as_user(s, _forged_user_token(s))),
+    Stop("assistant", "for a user outside finance-analysts", "DENIED", False,
+         lambda s: _as_user(s, s.user_token("sam@corp.example", ["sales"]))),
 )
 
 
@@ -150,6 +171,7 @@ def _inventory(sandbox: MeshSandbox) -> str:
             f"  {entry['identity']}\n"
             f"      {entry['requests']} calls ({decisions}); models {entry['models']}; "
             f"tokens in/out {entry['tokens']['input']}/{entry['tokens']['output']}"
+            + (f"; {len(entry['endUsers'])} end user(s)" if entry.get("endUsers") else "")
         )
     return "\n".join(lines)
 
@@ -171,7 +193,8 @@ def take_tour(sandbox: MeshSandbox) -> int:
         print(f"    {outcome.label:<8} {outcome.text}")
         print(f"    upstream saw {reached} request(s){'' if as_expected else '   <-- UNEXPECTED'}")
     print(
-        "\nIdentities come from the client certificates' SPIFFE IDs. Weir's inventory "
+        "\nIdentities come from the client certificates' SPIFFE IDs; end users from their "
+        "tokens, recorded as keyed hashes only. Weir's inventory "
         "(GET /inventory on its admin port):\n" + _inventory(sandbox)
     )
     print(

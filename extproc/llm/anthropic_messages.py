@@ -57,6 +57,7 @@ from extproc.sse import SseEvent
 # Anthropic's documented error types, see its "Errors" page.
 _ERROR_TYPES = {
     ErrorKind.INVALID_REQUEST: "invalid_request_error",
+    ErrorKind.UNAUTHENTICATED: "authentication_error",
     ErrorKind.PERMISSION_DENIED: "permission_error",
     ErrorKind.NOT_FOUND: "not_found_error",
     ErrorKind.TOO_LARGE: "request_too_large",

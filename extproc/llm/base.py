@@ -49,6 +49,7 @@ class ErrorKind(Enum):
     """The refusals Weir makes, each with the HTTP status the SDKs map to a typed error."""
 
     INVALID_REQUEST = 400
+    UNAUTHENTICATED = 401  # an end-user token or JWT-SVID missing where required, or invalid
     PERMISSION_DENIED = 403
     NOT_FOUND = 404
     TOO_LARGE = 413

@@ -10,6 +10,7 @@ from extproc.llm.base import ErrorKind
 # class from the HTTP status, the type is for humans and logs.
 ERROR_TYPES = {
     ErrorKind.INVALID_REQUEST: "invalid_request_error",
+    ErrorKind.UNAUTHENTICATED: "authentication_error",
     ErrorKind.PERMISSION_DENIED: "permission_error",
     ErrorKind.NOT_FOUND: "not_found_error",
     ErrorKind.TOO_LARGE: "invalid_request_error",
@@ -18,6 +19,7 @@ ERROR_TYPES = {
 
 ERROR_CODES = {
     ErrorKind.INVALID_REQUEST: "weir_invalid_request",
+    ErrorKind.UNAUTHENTICATED: "weir_unauthenticated",
     ErrorKind.PERMISSION_DENIED: "weir_policy_denied",
     ErrorKind.NOT_FOUND: "weir_not_found",
     ErrorKind.TOO_LARGE: "weir_request_too_large",
