@@ -152,6 +152,9 @@ class MeshSandbox:
     ext_authz: bool = False
     # Neither filter: Envoy alone, the load test's baseline (must be asked for).
     unguarded: bool = False
+    # More `weir serve` flags, e.g. ("--otlp-endpoint", url).
+    weir_args: Sequence[str] = ()
+    weir_env: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -216,10 +219,11 @@ class MeshSandbox:
                 "--admin-listen", f"127.0.0.1:{self.ports['weir_admin']}",
                 "--reload-interval", "0.2",
                 "--drain-grace", "5",
+                *self.weir_args,
             ],
             self.workdir / "weir.log",
         )
-        self._weir.start()
+        self._weir.start(self.weir_env)
         self._weir.wait_until(lambda: _http_ok(self.weir_admin_url("/readyz")),
                               self.startup_timeout)
 
