@@ -72,7 +72,8 @@ def test_the_page_draws_every_identity_and_model_and_shows_hostile_names_as_text
         assert label in graph
     for node in ("openai.chat_completions · gpt-4o", "openai.chat_completions · gpt-4o-mini",
                  "anthropic.messages · claude-sonnet-4"):
-        assert node in graph, graph
+        assert node in graph, graph  # the node's label
+        assert any(t.startswith(f"{node}: ") for t in graph)  # its tooltip, with its weight
     # The table: one row per SPIFFE identity, with its models, decisions and findings.
     for stem in ("checkout", "notebook", "etl"):
         assert f'data-identity="{SANDBOX_WORKLOADS[stem]}"' in table_markup
