@@ -53,6 +53,28 @@ DURATION_BUCKETS = (
 )
 
 
+# The OTLP exporter logs every failed export; with the collector down that is a line
+# every few seconds. One per minute says as much; weir_otlp_spans_total counts the rest.
+EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.grpc.exporter"
+EXPORTER_LOG_INTERVAL = 60.0
+
+
+class _OncePerInterval(logging.Filter):
+    def __init__(self, interval: float) -> None:
+        super().__init__()
+        self._interval = interval
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next:
+                return False
+            self._next = now + self._interval
+        return True
+
+
 class TelemetryConfigError(ValueError):
     """An OTLP endpoint Weir cannot use; `weir serve` reports it and exits 2."""
 
@@ -325,4 +347,7 @@ def start_telemetry(config: TelemetryConfig | None, spans_counter: Counter) -> T
     if config is None:
         return NoTelemetry()
     log.info("OpenTelemetry export to %s (OTLP gRPC)", config.endpoint)
+    exporter_log = logging.getLogger(EXPORTER_LOGGER)
+    if not any(isinstance(f, _OncePerInterval) for f in exporter_log.filters):
+        exporter_log.addFilter(_OncePerInterval(EXPORTER_LOG_INTERVAL))
     return OtlpTelemetry(config, spans_counter)
