@@ -96,6 +96,9 @@ def sample_of(
     operation, provider = OPERATIONS.get(record.provider, ("chat", record.provider))
     # Fields other lanes add to the record (MCP calls, response metadata) are read when present.
     finish = getattr(record, "finish_reasons", None) or ()
+    mcp_method = getattr(record, "mcp_method", None)
+    if mcp_method == "tools/call":
+        operation = "execute_tool"  # the conventions' operation for an MCP tool call
     return CallSample(
         operation=operation,
         provider=provider,
@@ -117,7 +120,7 @@ def sample_of(
         end_ns=end_ns,
         duration_s=duration_s,
         first_chunk_s=first_chunk_s if record.stream else None,
-        mcp_method=getattr(record, "mcp_method", None),
+        mcp_method=mcp_method,
         tool_name=getattr(record, "tool_name", None),
     )
 

@@ -74,3 +74,18 @@ def test_the_traceparent_header_is_read_case_insensitively() -> None:
     context = trace_context_of((("TraceParent", "00-abc-def-01"), ("tracestate", "a=b")))
     assert context is not None and context.tracestate == "a=b"
     assert trace_context_of((("x", "y"),)) is None
+
+
+def test_an_mcp_tool_call_recorded_by_a_later_lane_is_named_as_the_conventions_say() -> None:
+    # MCP is not in ExchangeRecord yet: a record carrying the fields is read as one.
+    class McpRecord(ExchangeRecord):
+        __slots__ = ("mcp_method", "tool_name")
+
+    mcp = McpRecord(principal=CHECKOUT, provider="mcp", verdict="allow")
+    mcp.mcp_method, mcp.tool_name = "tools/call", "search"
+    sample = sample_of(mcp, duration_s=0.1, end_ns=10**9)
+    assert sample is not None and span_name(sample) == "tools/call search"
+    attributes = span_attributes(sample)
+    assert attributes["gen_ai.operation.name"] == "execute_tool"
+    assert attributes["mcp.method.name"] == "tools/call"
+    assert attributes["gen_ai.tool.name"] == "search"
