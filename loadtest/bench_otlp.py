@@ -73,6 +73,7 @@ def run(name: str, args: Sequence[str], env: Mapping[str, str], calls: int,
             "stream_errors": metric(mesh, r"weir_stream_errors_total"),
             "exported": metric(mesh, r'weir_otlp_spans_total\{result="exported"\}'),
             "dropped": metric(mesh, r'weir_otlp_spans_total\{result="dropped"\}'),
+            "export_failed": metric(mesh, r'weir_otlp_spans_total\{result="failed"\}'),
             "rss_before_kib": before, "rss_after_kib": after,
         }
 
@@ -94,11 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     reference = float(rows[0]["calls_per_s"])
     print(f"{options.calls} streamed calls, {options.threads} threads, through Envoy + Weir")
     print(f"{'run':16} {'calls/s':>8} {'ratio':>6} {'failed':>6} {'errors':>6} "
-          f"{'exported':>8} {'dropped':>8} {'RSS KiB before -> after':>24}")
+          f"{'exported':>8} {'failed':>8} {'dropped':>8} {'RSS KiB before -> after':>24}")
     for row in rows:
         print(f"{row['name']:16} {row['calls_per_s']:8.1f} "
               f"{float(row['calls_per_s']) / reference:6.2f} {row['failed']:6} "
-              f"{row['stream_errors']:6.0f} {row['exported']:8.0f} {row['dropped']:8.0f} "
+              f"{row['stream_errors']:6.0f} {row['exported']:8.0f} {row['export_failed']:8.0f} "
+              f"{row['dropped']:8.0f} "
               f"{row['rss_before_kib']:>11} -> {row['rss_after_kib']:<10}")
     print(f"the live receiver got {received} spans")
     return 0 if all(row["failed"] == 0 for row in rows) else 1
