@@ -108,3 +108,26 @@ def test_the_page_is_self_contained_and_locks_its_scripts_to_its_own(
         policy = response.headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "script-src 'sha256-" in policy
     assert "unsafe-inline" not in policy.split("script-src", 1)[1].split(";", 1)[0]
+
+
+def rows(dom: str) -> list[str]:
+    return re.findall(r'<tr data-identity="([^"]+)"', section(dom, '<table id="table"', "</table>"))
+
+
+def test_the_namespace_filter_and_the_sort_order_come_from_the_address(
+    browsed: MeshSandbox,
+) -> None:
+    only_payments = headless_chromium.dump_dom(browsed.weir_admin_url("/?namespace=payments"))
+    assert rows(only_payments) == [SANDBOX_WORKLOADS["checkout"]]
+    graph = text_nodes(section(only_payments, '<svg id="graph"', "</svg>"))
+    assert "research" not in graph and "openai.chat_completions · gpt-4o-mini" not in graph
+
+    by_name = headless_chromium.dump_dom(browsed.weir_admin_url("/?sort=namespace&dir=asc"))
+    assert rows(by_name) == [SANDBOX_WORKLOADS[s] for s in ("etl", "checkout", "notebook")]
+    assert 'data-key="namespace" aria-sort="ascending"' in by_name
+    by_calls = headless_chromium.dump_dom(browsed.weir_admin_url("/?sort=requests&dir=desc"))
+    assert rows(by_calls)[0] == SANDBOX_WORKLOADS["checkout"]  # 4 calls, the others 1
+
+    # Seen in the last 5 minutes: everyone here; a namespace nobody called: no one.
+    assert len(rows(headless_chromium.dump_dom(browsed.weir_admin_url("/?range=300")))) == 3
+    assert rows(headless_chromium.dump_dom(browsed.weir_admin_url("/?namespace=nobody"))) == []
