@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import shutil
 import subprocess
 import sys
@@ -365,3 +366,29 @@ def test_the_shipped_policy_configmap_is_a_valid_policy() -> None:
     policy = parse_policy(config_map["data"]["policy.yaml"], "weir-policy")
     # Both sidecar overlays' identity sources must be usable with the shipped policy.
     assert {"peer-certificate", "node-metadata"} <= set(policy.identity_sources)
+
+
+def test_weir_scales_out_on_cpu_with_an_autoscaler_that_owns_the_replica_count() -> None:
+    from kubernetes.client import ApiClient
+
+    docs = render("sidecar-inbound")
+    [raw] = of_kind(docs, "HorizontalPodAutoscaler")
+    # Through the Kubernetes client's own model: a misspelt field would come back as None.
+    hpa = ApiClient().deserialize(json.dumps(raw), "V2HorizontalPodAutoscaler", "application/json")
+    [deployment] = [d for d in of_kind(docs, "Deployment") if d["metadata"]["name"] == "weir"]
+    target = hpa.spec.scale_target_ref
+    assert (target.api_version, target.kind, target.name) == ("apps/v1", "Deployment", "weir")
+    [pdb] = of_kind(docs, "PodDisruptionBudget")
+    # A node drain keeps the PDB's minimum and still leaves one replica to spare.
+    assert hpa.spec.min_replicas > pdb["spec"]["minAvailable"]
+    assert hpa.spec.max_replicas > hpa.spec.min_replicas
+    [metric] = hpa.spec.metrics
+    assert metric.resource.name == "cpu"
+    assert metric.resource.target.type == "Utilization"
+    assert 0 < metric.resource.target.average_utilization < 100
+    # Utilization is a share of the request, so the request must exist; and an applied
+    # `replicas` would reset what the autoscaler chose on every apply.
+    assert "replicas" not in deployment["spec"]
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["requests"]["cpu"]
+    assert container["resources"]["limits"]["cpu"]
