@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed-test
 BENCH_INSTALLED := $(VENV)/.installed-bench
 
-.PHONY: demo test lint typecheck unit e2e bench bench-quick clean
+.PHONY: demo test lint typecheck unit e2e bench bench-quick clean chromium
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Weir needs Python 3.11+"'
@@ -25,8 +25,18 @@ $(BENCH_INSTALLED): pyproject.toml $(INSTALLED)
 demo: $(INSTALLED)
 	$(BIN)/weir sandbox
 
-test: $(INSTALLED) lint typecheck
+test: $(INSTALLED) lint typecheck chromium
 	$(BIN)/pytest
+
+# Debian's Chromium for the inventory page's browser test; installed only when missing,
+# so repeated runs stay fast and a clean machine (CI runs as root) gets it.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		echo "installing Debian's chromium (apt-get)"; \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -37,7 +47,7 @@ typecheck: $(INSTALLED)
 unit: $(INSTALLED)
 	$(BIN)/pytest tests/unit tests/property
 
-e2e: $(INSTALLED)
+e2e: $(INSTALLED) chromium
 	$(BIN)/pytest tests/e2e
 
 bench: $(BENCH_INSTALLED)
@@ -45,6 +55,7 @@ bench: $(BENCH_INSTALLED)
 	$(BIN)/python loadtest/bench_scanner.py
 	$(BIN)/python -m loadtest.bench_exchange
 	$(BIN)/python -m loadtest.bench_jwt
+	$(BIN)/python -m loadtest.bench_otlp
 	$(BIN)/python loadtest/run_bench.py
 
 # The load test alone, in about 2 minutes (fewer, shorter runs).

@@ -16,8 +16,14 @@ from collections.abc import Callable, Sequence
 def _serve(args: argparse.Namespace) -> int:
     from extproc.server import ServeConfig, serve
     from extproc.stream import ExchangeConfig
+    from extproc.telemetry import TelemetryConfigError, config_from
     from mesh.policy import PolicyError
 
+    try:
+        telemetry = config_from(args.otlp_endpoint)
+    except TelemetryConfigError as exc:
+        print(f"weir serve: {exc}", file=sys.stderr)
+        return 2
     config = ServeConfig(
         policy_path=args.policy,
         grpc_listen=args.grpc_listen,
@@ -25,6 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
         exchange=ExchangeConfig(max_request_body=args.max_request_body),
         reload_interval=args.reload_interval,
         drain_grace=args.drain_grace,
+        telemetry=telemetry,
     )
     try:
         return asyncio.run(serve(config, warmups=_warmups()))
@@ -117,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--drain-grace", type=float, default=20.0, metavar="SECONDS",
         help="how long in-flight streams may run after SIGTERM",
+    )
+    serve.add_argument(
+        "--otlp-endpoint", default=None, metavar="URL",
+        help="export OpenTelemetry GenAI spans and metrics over OTLP gRPC to URL "
+        "(http://HOST:4317 plaintext, https:// for TLS); default: $OTEL_EXPORTER_OTLP_ENDPOINT, "
+        "off when neither is set",
     )
     serve.set_defaults(handler=_serve)
 

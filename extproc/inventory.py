@@ -1,7 +1,10 @@
 """Where AI runs: every workload identity seen, with its providers, models and volumes.
 
-Served as JSON on the admin port (`/inventory`). In memory, per process:
-each Weir replica reports what it saw since it started.
+Served as JSON on the admin port (`/inventory`) and drawn by the page at `/`
+(`extproc.inventory_page`). In memory, per process: each Weir replica reports
+what it saw since it started. Each workload carries its `routes`, one per
+(provider, model) it called, with the calls and tokens of that route, which
+the page draws as weighted edges.
 """
 
 from __future__ import annotations
@@ -12,6 +15,13 @@ from dataclasses import dataclass, field
 
 from extproc.stream import ExchangeRecord
 from mesh.spiffe import SpiffeIdError, parse_spiffe_id
+
+
+@dataclass
+class _Volume:
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 @dataclass
@@ -30,6 +40,7 @@ class _Entry:
     decisions: Counter[str] = field(default_factory=Counter)
     findings: Counter[str] = field(default_factory=Counter)
     users: set[str] = field(default_factory=set)  # keyed hashes of end users, never subjects
+    routes: dict[tuple[str, str], _Volume] = field(default_factory=dict)
 
 
 # Distinct end users remembered per identity: enough to see who uses it, bounded.
@@ -60,7 +71,7 @@ class Inventory:
             self._entries[record.principal] = entry
         entry.last_seen = now
         entry.requests += 1
-        entry.decisions[record.verdict] += 1
+        entry.decisions[str(record.verdict)] += 1
         if record.workload:
             entry.workloads.add(record.workload)
         if record.provider:
@@ -71,11 +82,17 @@ class Inventory:
             entry.users.add(record.user)
         entry.input_tokens += record.input_tokens or 0
         entry.output_tokens += record.output_tokens or 0
+        if record.provider:
+            route = entry.routes.setdefault((record.provider, record.model or ""), _Volume())
+            route.calls += 1
+            route.input_tokens += record.input_tokens or 0
+            route.output_tokens += record.output_tokens or 0
         for finding in record.findings:
             entry.findings[f"{finding.scanner}/{finding.rule}/{finding.action}"] += 1
 
     def snapshot(self) -> dict[str, object]:
         return {
+            "generatedAt": _iso(time.time()),
             "workloads": [
                 {
                     "identity": e.principal,
@@ -89,9 +106,21 @@ class Inventory:
                     "decisions": dict(sorted(e.decisions.items())),
                     "findings": dict(sorted(e.findings.items())),
                     "endUsers": sorted(e.users),
+                    "routes": [
+                        {
+                            "provider": provider,
+                            "model": model or None,
+                            "calls": volume.calls,
+                            "tokens": {
+                                "input": volume.input_tokens,
+                                "output": volume.output_tokens,
+                            },
+                        }
+                        for (provider, model), volume in sorted(e.routes.items())
+                    ],
                     "firstSeen": _iso(e.first_seen),
                     "lastSeen": _iso(e.last_seen),
                 }
                 for e in sorted(self._entries.values(), key=lambda e: e.principal)
-            ]
+            ],
         }

@@ -111,6 +111,13 @@ class Metrics:
             ["source", "result"],
             registry=r,
         )
+        self.otlp_spans = Counter(
+            "weir_otlp_spans",
+            "OpenTelemetry spans of guarded LLM calls by result: exported, failed (the "
+            "collector refused or did not answer), dropped (the bounded queue was full).",
+            ["result"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

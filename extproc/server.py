@@ -29,11 +29,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from extproc import authz
-from extproc.events import Direction, HeadersEvent
+from extproc.events import Direction, HeadersEvent, StreamBody
+from extproc.genai_conventions import TraceContext, trace_context_of
 from extproc.inventory import Inventory
+from extproc.inventory_page import inventory_page
 from extproc.metrics import Metrics
 from extproc.policy_store import PolicyStore
 from extproc.stream import Exchange, ExchangeConfig, ExchangeRecord, ProtocolError
+from extproc.telemetry import NoTelemetry, Telemetry, TelemetryConfig, start_telemetry
 from mesh.credentials import presented_tokens
 from mesh.jwks import JwksCache, prefetch
 from mesh.policy import Policy
@@ -59,6 +62,7 @@ class ServeConfig:
     exchange: ExchangeConfig = field(default_factory=ExchangeConfig)
     reload_interval: float = 1.0
     drain_grace: float = 20.0
+    telemetry: TelemetryConfig | None = None  # OTLP export; None: off
 
 
 class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
@@ -69,12 +73,14 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         config: ExchangeConfig,
         inventory: Inventory | None = None,
         keys: JwksCache | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._store = store
         self._metrics = metrics
         self._config = config
         self._inventory = inventory or Inventory()
         self._keys = keys if keys is not None else keys_for_metrics(metrics)
+        self._telemetry = telemetry or NoTelemetry()
         # One timeout per open stream, unset until drain gives them all a deadline.
         self._deadlines: set[asyncio.Timeout] = set()
         self._drain_deadline: float | None = None
@@ -95,6 +101,9 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         self._metrics.active_streams.inc()
         error: str | None = None
         finished = False
+        # For the span: the caller's trace context and when the first answer bytes went out.
+        trace: TraceContext | None = None
+        first_chunk: float | None = None
         deadline = asyncio.timeout(self._drain_deadline)
         try:
             observe = self._metrics.message_seconds.observe
@@ -110,15 +119,19 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                             assert isinstance(event, HeadersEvent)
                             await self._prefetch(policy, event)
                         started = time.perf_counter()
-                        responses = [
-                            wire.encode_action(action) for action in exchange.receive(event)
-                        ]
+                        actions = exchange.receive(event)
+                        responses = [wire.encode_action(action) for action in actions]
                         observe(time.perf_counter() - started)
+                        if self._telemetry.enabled:
+                            if isinstance(event, HeadersEvent) and event.direction is _REQUEST:
+                                trace = trace_context_of(event.headers)
+                            if first_chunk is None and _releases_answer(actions):
+                                first_chunk = time.monotonic()
                         if exchange.complete and not finished:
                             # Publish before the last bytes go out: a client that reads
                             # the metrics right after its stream ends must see this call.
                             finished = True
-                            self._finish(exchange.record)
+                            self._finish(exchange.record, trace, first_chunk)
                         for response in responses:
                             yield response
                         if exchange.closed:
@@ -164,7 +177,7 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                 if error is not None and exchange.record.verdict == "pending":
                     exchange.record.verdict = "error"
                     exchange.record.reason = f"ext_proc stream ended: {error}"
-                self._finish(exchange.record)
+                self._finish(exchange.record, trace, first_chunk)
 
     async def _prefetch(self, policy: Policy, event: HeadersEvent) -> None:
         users = policy.user_tokens
@@ -174,7 +187,12 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
             )
         await prefetch(self._keys, presented_tokens(policy, event.headers))
 
-    def _finish(self, record: ExchangeRecord) -> None:
+    def _finish(
+        self,
+        record: ExchangeRecord,
+        trace: TraceContext | None = None,
+        first_chunk: float | None = None,
+    ) -> None:
         elapsed = time.monotonic() - record.started
         metrics = self._metrics
         metrics.exchange_seconds.observe(elapsed)
@@ -197,6 +215,12 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
             token, _, why = record.token_rejection.partition(":")
             metrics.token_rejections.labels(token, why).inc()
         self._inventory.observe(record)
+        self._telemetry.observe(
+            record,
+            duration_s=elapsed,
+            first_chunk_s=None if first_chunk is None else first_chunk - record.started,
+            trace=trace,
+        )
         if decision_log.isEnabledFor(logging.INFO):
             entry = asdict(record)
             entry.pop("started")
@@ -243,6 +267,16 @@ def _needs_keys(policy: Policy, event: object) -> bool:
     )
 
 
+_REQUEST, _RESPONSE = Direction.REQUEST, Direction.RESPONSE
+
+
+def _releases_answer(actions: Sequence[object]) -> bool:
+    return any(
+        isinstance(action, StreamBody) and action.direction is _RESPONSE and action.chunk
+        for action in actions
+    )
+
+
 def _split_host_port(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit():
@@ -260,6 +294,7 @@ class WeirServer:
         self.metrics = Metrics()
         self.store = PolicyStore(config.policy_path, self.metrics)
         self.inventory = Inventory()
+        self.telemetry: Telemetry = NoTelemetry()
         self._warmups = warmups
         self._grpc: grpc.aio.Server | None = None
         self._processor: ExternalProcessor | None = None
@@ -278,6 +313,7 @@ class WeirServer:
     async def start(self) -> None:
         # Admin first, so liveness answers while the policy loads and the JIT warms.
         await self._start_admin()
+        self.telemetry = start_telemetry(self.config.telemetry, self.metrics.otlp_spans)
         self.store.load_initial()
         for warm in self._warmups:
             warm()
@@ -296,7 +332,8 @@ class WeirServer:
         # One key cache for both filters: a refresh one of them made serves the other.
         keys = keys_for_metrics(self.metrics)
         self._processor = ExternalProcessor(
-            self.store, self.metrics, self.config.exchange, self.inventory, keys
+            self.store, self.metrics, self.config.exchange, self.inventory, keys,
+            self.telemetry,
         )
         wire.add_ExternalProcessorServicer_to_server(self._processor, server)
         # ext_authz shares the port: one Service, one Envoy cluster, for both filters.
@@ -313,6 +350,7 @@ class WeirServer:
 
     async def _start_admin(self) -> None:
         app = web.Application()
+        app.router.add_get("/", inventory_page)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics_handler)
@@ -365,6 +403,8 @@ class WeirServer:
             await self._grpc.stop(0)
         if self._admin is not None:
             await self._admin.cleanup()
+        # Last, and off the loop: a final flush bounded by the export timeout.
+        await asyncio.to_thread(self.telemetry.close)
 
 
 async def serve(config: ServeConfig, warmups: Sequence[Callable[[], object]] = ()) -> int:

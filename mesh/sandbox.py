@@ -170,6 +170,9 @@ class MeshSandbox:
     unguarded: bool = False
     # False lets a caller without a certificate in (it may carry a JWT-SVID instead).
     require_client_certificate: bool = True
+    # More `weir serve` flags, e.g. ("--otlp-endpoint", url).
+    weir_args: Sequence[str] = ()
+    weir_env: Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -237,10 +240,11 @@ class MeshSandbox:
                 "--admin-listen", f"127.0.0.1:{self.ports['weir_admin']}",
                 "--reload-interval", "0.2",
                 "--drain-grace", "5",
+                *self.weir_args,
             ],
             self.workdir / "weir.log",
         )
-        self._weir.start()
+        self._weir.start(self.weir_env)
         self._weir.wait_until(lambda: _http_ok(self.weir_admin_url("/readyz")),
                               self.startup_timeout)
 
