@@ -26,6 +26,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mesh.ai_hosts import AiHosts, host_glob_problem
 from mesh.identity import UNAUTHENTICATED, XFCC
 from mesh.spiffe import SpiffeIdError, check_trust_domain, parse_spiffe_id
 
@@ -91,6 +92,8 @@ class WorkloadRule:
     models: tuple[str, ...] | None
     request: tuple[ScanRule, ...] = ()
     response: tuple[ScanRule, ...] = ()
+    # What happens to a call to a known AI host whose API Weir does not recognise.
+    unknown_apis: str = DENY
     _match_res: tuple[re.Pattern[str], ...] = field(
         init=False, repr=False, compare=False, hash=False
     )
@@ -156,6 +159,8 @@ class Policy:
     workloads: tuple[WorkloadRule, ...]
     source: str
     digest: str  # short sha256 hex of the file bytes, to tell reloads apart in logs
+    # Known AI provider hosts: the built-in list plus the document's `aiHosts` globs.
+    ai_hosts: AiHosts = field(default_factory=AiHosts)
 
     @property
     def enforcing(self) -> bool:
@@ -241,6 +246,7 @@ class _WorkloadDoc(_Strict):
     models: list[str] | None = None
     request: list[_ScanRuleDoc] = Field(default_factory=list)
     response: list[_ScanRuleDoc] = Field(default_factory=list)
+    unknown_apis: Literal["allow", "deny"] = Field(default="deny", alias="unknownApis")
 
 
 class _XfccDoc(_Strict):
@@ -262,6 +268,7 @@ class _PolicyDoc(_Strict):
         default_factory=_default_sources, alias="identitySources"
     )
     xfcc: _XfccDoc = Field(default_factory=_XfccDoc)
+    ai_hosts: list[str] = Field(default_factory=list, alias="aiHosts")
     workloads: list[_WorkloadDoc] = Field(default_factory=list)
 
 
@@ -416,6 +423,11 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
             "must list at least one proxy SPIFFE ID when identitySources includes xfcc",
         )
 
+    for i, host in enumerate(doc.ai_hosts):
+        problem = host_glob_problem(host)
+        if problem:
+            raise fail(f"aiHosts[{i}]", problem)
+
     workloads: list[WorkloadRule] = []
     first_index: dict[str, int] = {}
     for i, w in enumerate(doc.workloads):
@@ -461,6 +473,7 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
                 response=tuple(
                     ScanRule(r.scanner, r.action, tuple(r.terms or ())) for r in w.response
                 ),
+                unknown_apis=w.unknown_apis,
             )
         )
 
@@ -473,6 +486,7 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
         workloads=tuple(workloads),
         source=source,
         digest=digest,
+        ai_hosts=AiHosts(tuple(doc.ai_hosts)),
     )
 
 
