@@ -124,7 +124,10 @@ class TopLevelKeys:
     _MAX_KEY_BYTES = 256
     _STRING_BODY = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*', re.DOTALL)
     _AT_TOP = re.compile(rb'["{}\[\],]')
-    _NESTED = re.compile(rb'["{}\[\]]')
+    # Inside a top-level value: everything up to the next bracket, whole strings included,
+    # in one C-speed match (possessive, so a long value never backtracks). A string that
+    # the chunk cuts off stops the run at its opening quote.
+    _NESTED_RUN = re.compile(rb'(?:[^"{}\[\]]++|"[^"\\]*+(?:\\.[^"\\]*+)*+")*+', re.DOTALL)
 
     def __init__(self) -> None:
         self.keys: set[str] = set()
@@ -141,8 +144,16 @@ class TopLevelKeys:
             if self._in_string:
                 pos = self._string(data, pos)
                 continue
-            pattern = self._AT_TOP if self._depth <= 1 else self._NESTED
-            found = pattern.search(data, pos)
+            if self._depth >= 2:
+                run = self._NESTED_RUN.match(data, pos)
+                assert run is not None  # the pattern matches the empty string
+                pos = run.end()
+                if pos == end:
+                    return
+                pos += 1
+                self._structural(data[pos - 1])
+                continue
+            found = self._AT_TOP.search(data, pos)
             if found is None:
                 return
             pos = found.end()

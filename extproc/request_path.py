@@ -13,7 +13,8 @@ The steps, in order:
    `MAX_DECODE_ROUNDS`): ``%63`` is ``c``, ``%2F`` a slash, ``%2e%2e`` a dot
    segment, and double encoding (``%2563``) is decoded too, as a proxy that
    decodes once in front of a server that decodes again would. Bytes that are
-   not UTF-8 become U+FFFD, which matches no API.
+   not UTF-8 become U+FFFD, which matches no API; so do the escapes of a path
+   still encoded after the last round.
 3. A ``?`` or ``#`` that decoding produced ends the path as well.
 4. Backslashes are slashes (as for IIS and some frameworks); path parameters
    (``;jsessionid=...``, stripped by Java servers) are dropped from each segment.
@@ -49,11 +50,16 @@ class RequestPath:
 def normalise_path(raw: str) -> RequestPath:
     """The normal form of ``raw`` (see the module docstring for the steps)."""
     path, query = _split_query(raw)
-    for _ in range(MAX_DECODE_ROUNDS):
+    for rounds in range(MAX_DECODE_ROUNDS + 1):
         if "%" not in path:
             break
         decoded = unquote_to_bytes(path).decode("utf-8", "replace")
         if decoded == path:
+            break
+        if rounds == MAX_DECODE_ROUNDS:
+            # Still encoded after the bound: an attack, not a client. Its remaining
+            # escapes are voided, so it matches no API and its normal form is a fixed point.
+            path = path.replace("%", "\ufffd")
             break
         path = decoded
     path, decoded_query = _split_query(path)
