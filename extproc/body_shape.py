@@ -18,6 +18,7 @@ Its API, by shape (first rule that fits):
    Weir does not read, `UNREADABLE_API`; the exchange treats it as an unknown API.
 
 Cheap by construction:
+- `unsniffable` names the requests never held at all: tunnels and gRPC streams;
 - `json_object_start` decides from the first bytes whether a body can be a JSON
   object at all: anything else (binary, multipart, text) streams through untouched;
 - `sniff` parses a whole (bounded) body once;
@@ -71,6 +72,25 @@ def plain_json_start(prefix: bytes | bytearray) -> bool:
     encoding `TopLevelKeys` reads."""
     head = bytes(prefix[:4])
     return b"\x00" not in head and not head.startswith((b"\xef\xbb\xbf", b"\xfe\xff", b"\xff\xfe"))
+
+
+def unsniffable(method: str, headers: Headers) -> str | None:
+    """Why a request's body must not be held for sniffing, or None.
+
+    A tunnel (CONNECT, an ``upgrade`` to WebSocket or h2c) or a gRPC stream carries no
+    JSON body, and its client may send nothing until the server has answered: holding
+    its headers for a first body chunk would hang it. No LLM API Weir knows of reads a
+    JSON body under those terms (a FastAPI server, for one, reads JSON only under a
+    JSON content type).
+    """
+    if method.upper() == "CONNECT":
+        return "a CONNECT tunnel"
+    if header_value(headers, "upgrade") is not None:
+        return "an upgraded connection"
+    content_type = (header_value(headers, "content-type") or "").lower()
+    if content_type.startswith("application/grpc"):
+        return "a gRPC stream"
+    return None
 
 
 def shape_of(keys: Mapping[str, object], headers: Headers) -> LlmShape | None:

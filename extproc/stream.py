@@ -43,6 +43,7 @@ from extproc.body_shape import (
     plain_json_start,
     shape_of,
     sniff,
+    unsniffable,
 )
 from extproc.document_guard import judge_document
 from extproc.events import (
@@ -380,14 +381,17 @@ class Exchange:
                 return self._unknown_api(None, end_of_stream=True)
             return self._release(None, end_of_stream=True, reason=self._identity_reason())
         encoding = header_value(event.headers, "content-encoding")
-        if encoding not in (None, "", "identity"):
-            # A compressed body cannot be sniffed. To an AI host it is an unknown API
-            # call; elsewhere it is ordinary traffic (a gzip upload) and flows.
+        unsniffed = unsniffable(self.record.method, event.headers)
+        if unsniffed is None and encoding not in (None, "", "identity"):
+            unsniffed = f"a {encoding}-encoded body"
+        if unsniffed is not None:
+            # Not sniffed. To an AI host it is an unknown API call; elsewhere it is
+            # ordinary traffic (a gzip upload, a WebSocket, a gRPC stream) and flows.
             if self.record.ai_host:
                 self._request = _Request.SNIFFING_BODY  # withheld until the 404 or allow
                 return self._unknown_api(None, end_of_stream=False)
             self._request = _Request.PASSTHROUGH_BODY
-            self._settle("allow", f"{self._identity_reason()}; {encoding} body not sniffed")
+            self._settle("allow", f"{self._identity_reason()}; {unsniffed}, not sniffed")
             return [ContinueHeaders(REQUEST)]
         self._request = _Request.SNIFFING_BODY
         return []  # withheld until the body says whether it is an LLM call

@@ -387,3 +387,32 @@ def test_a_large_json_upload_ended_by_trailers_releases_its_tail_then_the_traile
     _, actions = oversize([headers("/bulk"), *events, TrailersEvent(REQ, ())])
     assert forwarded(actions) == body
     assert actions[-1] == ContinueTrailers(REQ)
+
+
+@pytest.mark.parametrize(
+    ("method", "extra"),
+    [
+        ("CONNECT", ()),
+        ("GET", (("upgrade", "websocket"), ("connection", "upgrade"))),
+        ("POST", (("content-type", "application/grpc+proto"),)),
+    ],
+    ids=["connect", "websocket", "grpc"],
+)
+def test_tunnels_and_grpc_streams_are_released_at_their_headers(
+    method: str, extra: tuple[tuple[str, str], ...]
+) -> None:
+    # Their clients may wait for the server before sending a byte: holding the headers
+    # for a first body chunk would hang them.
+    exchange = Exchange(policy())
+    assert exchange.receive(headers("/chat", method=method, extra=extra)) == [ContinueHeaders(REQ)]
+    assert exchange.receive(BodyEvent(REQ, b"{}", False)) == [StreamBody(REQ, b"{}", False)]
+    assert "not sniffed" in exchange.record.reason
+
+
+def test_a_grpc_stream_to_an_ai_host_is_an_unknown_api() -> None:
+    exchange = Exchange(policy())
+    event = headers("/google.cloud.aiplatform.v1.PredictionService/GenerateContent",
+                    authority="us-central1-aiplatform.googleapis.com",
+                    extra=(("content-type", "application/grpc"),))
+    [refusal] = exchange.receive(event)
+    assert isinstance(refusal, Respond) and refusal.status == 404
