@@ -21,7 +21,8 @@ Cheap by construction:
 - `unsniffable` names the requests never held at all: tunnels and gRPC streams;
 - `json_object_start` decides from the first bytes whether a body can be a JSON
   object at all: anything else (binary, multipart, text) streams through untouched;
-- `sniff` parses a whole (bounded) body once;
+- `sniff` settles most ordinary JSON without parsing it (no key can be ``model``
+  when neither the word nor a ``\\u`` escape occurs), and parses the rest once;
 - `TopLevelKeys` reads the top-level keys of a body too large to hold, as it
   streams, skipping string contents and nested values with regular expressions.
 """
@@ -32,6 +33,8 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+import orjson
 
 from extproc.events import Headers, header_value
 
@@ -94,8 +97,16 @@ def unsniffable(method: str, headers: Headers) -> str | None:
 
 
 def shape_of(keys: Mapping[str, object], headers: Headers) -> LlmShape | None:
-    """The LLM shape of a JSON object with these top-level keys (values only for ``prompt``)."""
+    """The LLM shape of a JSON object with these top-level keys (values only for ``prompt``).
+
+    Key names are compared case-insensitively too: some servers bind JSON properties
+    that way (ASP.NET Core's web defaults do). A call spelled in another case is one
+    Weir's adapters cannot read, so it is `UNREADABLE_API`.
+    """
     if MODEL_KEY not in keys or not (TEXT_KEYS & keys.keys()):
+        folded = {key.lower() for key in keys}
+        if MODEL_KEY in folded and TEXT_KEYS & folded:
+            return LlmShape(UNREADABLE_API, "model and messages/input/prompt in another case")
         return None
     if "messages" in keys:
         if header_value(headers, "anthropic-version") is not None:
@@ -116,15 +127,31 @@ _MODEL_WORD = re.compile(rb"model", re.IGNORECASE)
 _TEXT_WORD = re.compile(rb"messages|input|prompt", re.IGNORECASE)
 
 
+def cannot_name_a_model(body: bytes) -> bool:
+    """True when no key of `body` can be ``model`` in any case or escaping: the word is
+    absent and so is any ``\\u`` escape. Most ordinary JSON is settled here at memchr
+    speed, without a parse."""
+    if not plain_json_start(body):
+        return False  # UTF-16/32 spell the word with NUL bytes between its letters
+    lowered = body.lower()
+    return b"model" not in lowered and b"\\u" not in lowered
+
+
 def sniff(body: bytes, headers: Headers) -> LlmShape | None:
     """The LLM shape of a whole body that `json_object_start` let in, or None."""
-    try:
-        # bytes, not str: json.loads detects UTF-16/32 and a BOM as a permissive server would.
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        if _MODEL_WORD.search(body) and _TEXT_WORD.search(body):
-            return LlmShape(OPENAI_CHAT, "unparseable JSON naming model and messages/input/prompt")
+    if cannot_name_a_model(body):
         return None
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            # What orjson refuses (a BOM, UTF-16/32, NaN, huge numbers) the standard
+            # parser decides, from bytes, detecting the encoding as a permissive server would.
+            document = json.loads(body)
+        except (ValueError, RecursionError):
+            if _MODEL_WORD.search(body) and _TEXT_WORD.search(body):
+                return LlmShape(OPENAI_CHAT, "unparseable JSON naming model and a text key")
+            return None
     if not isinstance(document, dict):
         return None
     return shape_of(document, headers)
@@ -181,7 +208,8 @@ class TopLevelKeys:
 
     @property
     def llm_keys(self) -> frozenset[str]:
-        return frozenset(self.keys & LLM_KEYS)
+        """The LLM keys among the top-level keys, in any letter case (as lower case)."""
+        return frozenset({key.lower() for key in self.keys} & LLM_KEYS)
 
     def _structural(self, byte: int) -> None:
         if byte == 0x22:  # '"'

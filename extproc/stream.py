@@ -469,7 +469,8 @@ class Exchange:
         record = self.record
         decision = self._header_decision
         workload = decision.workload if decision is not None else None
-        where = f"{record.method} {record.api_path} on AI host {record.authority}"
+        host = f"AI host {record.authority}" if record.ai_host else record.authority
+        where = f"{record.method} {record.api_path} on {host}"
         if workload is not None and workload.unknown_apis == ALLOW:
             reason = f"{where} is {what}; let through by workload '{workload.name}' unknownApis"
             return self._release(body, end_of_stream, reason=reason)

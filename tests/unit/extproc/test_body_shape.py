@@ -12,6 +12,7 @@ from extproc.body_shape import (
     OPENAI_RESPONSES,
     UNREADABLE_API,
     TopLevelKeys,
+    cannot_name_a_model,
     json_object_start,
     plain_json_start,
     sniff,
@@ -57,6 +58,8 @@ def test_only_a_body_that_may_open_a_json_object_is_held_for_sniffing(
         ({"model": "m", "prompt": "Say hi"}, (), UNREADABLE_API),
         ({"model": "m", "prompt": ["a", "b"]}, (), UNREADABLE_API),
         ({"model": 7, "messages": MESSAGES}, (), OPENAI_CHAT),  # judged, then a clear 400
+        ({"Model": "m", "Messages": MESSAGES}, (), UNREADABLE_API),  # ASP.NET binds any case
+        ({"MODEL": "m", "input": "hi"}, (), UNREADABLE_API),
         ({"model": "m", "messages": "not a list"}, (), OPENAI_CHAT),
     ],
 )
@@ -102,6 +105,22 @@ def test_json_a_lenient_server_might_read_as_an_llm_call_is_taken_for_one() -> N
     assert sniff(b'{"broken": ', ()) is None
 
 
+@pytest.mark.parametrize(
+    ("body", "settled"),
+    [
+        (b'{"order": 1, "items": [1, 2, 3]}', True),
+        (b'{"modelYear": 2024}', False),  # the word occurs: parse to be sure
+        (b'{"MODEL": 1}', False),
+        (b'{"mod\\u0065l": 1}', False),  # an escape might spell it
+        ('{"a": 1}'.encode("utf-16"), False),
+    ],
+)
+def test_a_body_that_cannot_name_a_model_is_settled_without_a_parse(
+    body: bytes, settled: bool
+) -> None:
+    assert cannot_name_a_model(body) is settled
+
+
 def test_plain_json_start_is_utf8_without_a_byte_order_mark() -> None:
     assert plain_json_start(b'{"a": 1}')
     assert not plain_json_start(b"\xef\xbb\xbf{")
@@ -141,6 +160,10 @@ def test_an_escaped_key_split_across_chunks_is_decoded() -> None:
 def test_a_second_concatenated_object_is_read_too() -> None:
     reader = _keys_of(b'{"pad": 1} {"model": "m", "messages": []}', 5)
     assert reader.llm_keys == {"model", "messages"}
+
+
+def test_llm_keys_are_found_in_any_letter_case() -> None:
+    assert _keys_of(b'{"pad": 1, "Model": 2}', 4).llm_keys == {"model"}
 
 
 def test_a_closer_with_nothing_open_is_malformed() -> None:

@@ -416,3 +416,18 @@ def test_a_grpc_stream_to_an_ai_host_is_an_unknown_api() -> None:
                     extra=(("content-type", "application/grpc"),))
     [refusal] = exchange.receive(event)
     assert isinstance(refusal, Respond) and refusal.status == 404
+
+
+def test_an_llm_call_spelled_in_another_case_is_an_api_weir_cannot_read() -> None:
+    exchange = Exchange(policy())
+    body = json.dumps({"Model": "gpt-5", "Messages": [{"Role": "user", "Content": "hi"}]})
+    [refusal] = feed(exchange, [headers("/api/chat"), BodyEvent(REQ, body.encode(), True)])
+    assert isinstance(refusal, Respond) and refusal.status == 404
+    message = json.loads(refusal.body)["error"]["message"]
+    assert "billing.payments.svc" in message and "AI host" not in message
+
+
+def test_an_llm_call_padded_in_another_case_is_refused_at_its_end() -> None:
+    body = b'{"pad": "' + b"x" * 3000 + b'", "MODEL": "m", "Input": "hi"}'
+    _, actions = oversize([headers("/bulk"), *chunks(body)])
+    assert isinstance(actions[-1], Respond) and actions[-1].status == 413
