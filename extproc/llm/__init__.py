@@ -34,8 +34,18 @@ def strip_query(path: str) -> str:
     return path.split("?", 1)[0].split("#", 1)[0]
 
 
+# How an API's path ends under a provider's own prefix (Azure's /openai/deployments/x,
+# Groq's /openai, Gemini's /v1beta/openai). Anthropic's keeps its /v1: a bare
+# `.../messages` is also OpenAI's assistants API (/v1/threads/{id}/messages).
+_API_SUFFIXES = {
+    "openai.chat_completions": "/chat/completions",
+    "openai.responses": "/responses",
+    "anthropic.messages": "/v1/messages",
+}
+
+
 def _api_suffix(provider: Provider) -> str:
-    return provider.path.removeprefix("/v1")
+    return _API_SUFFIXES.get(provider.name, provider.path)
 
 
 def provider_for(method: str, path: str, *, ai_host: bool = False) -> Provider | None:

@@ -86,6 +86,8 @@ def test_provider_for_matches_the_normal_form_of_the_path(path: str, provider: s
         ("/openai/v1/responses", "openai.responses"),
         ("/v1beta/openai/chat/completions", "openai.chat_completions"),
         ("/v1/models", None),
+        ("/v1/threads/thread_1/messages", None),  # OpenAI assistants, not Anthropic
+        ("/anthropic/v1/messages", "anthropic.messages"),
     ],
 )
 def test_on_an_ai_host_a_provider_prefix_before_the_api_path_still_matches(
