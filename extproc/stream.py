@@ -409,8 +409,9 @@ class Exchange:
         self._body += chunk
         start = self._json_start
         if start is None:
-            # Undecided means the buffer holds only leading whitespace so far: cheap.
-            start = self._json_start = json_object_start(self._body)
+            # Undecided means everything before this chunk may precede a `{`: only the
+            # chunk can decide.
+            start = self._json_start = json_object_start(chunk)
         if start is None and not ended:
             return []  # only whitespace or byte-order marks so far
         if not start:

@@ -431,3 +431,19 @@ def test_an_llm_call_padded_in_another_case_is_refused_at_its_end() -> None:
     body = b'{"pad": "' + b"x" * 3000 + b'", "MODEL": "m", "Input": "hi"}'
     _, actions = oversize([headers("/bulk"), *chunks(body)])
     assert isinstance(actions[-1], Respond) and actions[-1].status == 413
+
+
+def test_whitespace_before_a_json_object_is_held_across_chunks() -> None:
+    exchange = Exchange(policy())
+    events: list[Event] = [headers("/x"), BodyEvent(REQ, b"  \n", False),
+                           BodyEvent(REQ, b"\t", False), BodyEvent(REQ, chat("gpt-5"), True)]
+    [refusal] = feed(exchange, events)
+    assert isinstance(refusal, Respond) and refusal.status == 403
+
+
+def test_an_embeddings_call_is_an_llm_call_whose_model_must_be_allowed() -> None:
+    exchange = Exchange(policy())
+    body = json.dumps({"model": "text-embedding-3-small", "input": ["a", "b"]}).encode()
+    [refusal] = feed(exchange, [headers("/v1/embeddings"), BodyEvent(REQ, body, True)])
+    assert isinstance(refusal, Respond) and refusal.status == 403
+    assert exchange.record.provider == "openai.responses"
