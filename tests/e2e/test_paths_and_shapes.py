@@ -194,6 +194,7 @@ workloads:
     match: ["{CHECKOUT}"]
     models: ["gpt-4o"]
     request: [{{scanner: secrets, action: block}}]
+    unknownApis: allow
 """
 
 
@@ -275,3 +276,19 @@ def test_an_llm_call_in_sidecar_outbound_mode_is_still_judged(outbound: MeshSand
     assert outbound.openai_client("etl").chat.completions.create(
         model="gpt-4o", messages=PROMPT  # type: ignore[arg-type]
     ).choices
+
+
+def test_unknown_apis_allow_lets_an_ai_hosts_other_api_through_and_records_it(
+    outbound: MeshSandbox,
+) -> None:
+    outbound.clear_upstream_requests()
+    client = outbound.openai_client("etl", default_headers={"host": "api.openai.com"})
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.models.list()
+    assert "no route for GET /v1/models" in raised.value.message  # the upstream's own 404
+    [seen] = outbound.upstream_requests()
+    assert seen["path"] == "/v1/models"
+    [record] = decisions(outbound, "/v1/models")
+    assert record["verdict"] == "allow" and "unknownApis" in record["reason"]
+    authorities = {a["authority"]: a for a in inventory(outbound)["authorities"]}
+    assert authorities["api.openai.com"]["recognisedBy"] == {"host": 1}

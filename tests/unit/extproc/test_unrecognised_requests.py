@@ -447,3 +447,12 @@ def test_an_embeddings_call_is_an_llm_call_whose_model_must_be_allowed() -> None
     [refusal] = feed(exchange, [headers("/v1/embeddings"), BodyEvent(REQ, body, True)])
     assert isinstance(refusal, Respond) and refusal.status == 403
     assert exchange.record.provider == "openai.responses"
+
+
+def test_an_llm_call_on_an_unknown_path_of_an_ai_host_is_judged_not_refused_as_unknown() -> None:
+    exchange = Exchange(policy())
+    body = chat()
+    actions = feed(exchange, [headers("/v2/beta/ask", authority="api.mistral.ai"),
+                              BodyEvent(REQ, body, True)])
+    assert actions[0] == FORWARD_LLM and forwarded(actions) == body
+    assert exchange.record.recognised_by == "body" and exchange.record.ai_host
