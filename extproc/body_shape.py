@@ -24,7 +24,8 @@ Cheap by construction:
 - `sniff` settles most ordinary JSON without parsing it (no key can be ``model``
   when neither the word nor a ``\\u`` escape occurs), and parses the rest once;
 - `TopLevelKeys` reads the top-level keys of a body too large to hold, as it
-  streams, skipping string contents and nested values with regular expressions.
+  streams, skipping string contents and nested values with regular expressions,
+  and says when the object has closed.
 """
 
 from __future__ import annotations
@@ -180,6 +181,7 @@ class TopLevelKeys:
         self.keys: set[str] = set()
         self.malformed = False
         self._depth = 0
+        self._opened = False
         self._in_string = False
         self._escape_pending = False
         self._expect_key = False
@@ -207,6 +209,12 @@ class TopLevelKeys:
             self._structural(data[found.start()])
 
     @property
+    def closed(self) -> bool:
+        """True when every top-level object begun has closed: the bytes read so far may be
+        a complete JSON document, and the keys are final unless another object follows."""
+        return self._opened and self._depth == 0 and not self._in_string
+
+    @property
     def llm_keys(self) -> frozenset[str]:
         """The LLM keys among the top-level keys, in any letter case (as lower case)."""
         return frozenset({key.lower() for key in self.keys} & LLM_KEYS)
@@ -218,6 +226,7 @@ class TopLevelKeys:
                 self._key = bytearray()
                 self._expect_key = False
         elif byte in (0x7B, 0x5B):  # '{', '['
+            self._opened = True
             self._depth += 1
             self._expect_key = self._depth == 1 and byte == 0x7B
         elif byte in (0x7D, 0x5D):  # '}', ']'

@@ -109,7 +109,7 @@ class _Request(Enum):
     EXPECT_HEADERS = auto()
     BUFFERING_BODY = auto()  # an LLM call: body accumulated, headers withheld
     SNIFFING_BODY = auto()  # path unrecognised: is the body an LLM call? headers withheld
-    OVERSIZE_BODY = auto()  # a JSON body past the sniff limit: flows, its keys read, tail held
+    OVERSIZE_BODY = auto()  # a JSON body past the sniff limit: flows, judged as it closes
     PASSTHROUGH_BODY = auto()  # not an LLM call, identity allowed: chunks flow
     DONE = auto()
 
@@ -182,7 +182,6 @@ class Exchange:
         self._error_format: Provider | None = None
         self._json_start: bool | None = None  # may the sniffed body be a JSON object?
         self._keys: TopLevelKeys | None = None  # an oversize body's top-level keys
-        self._held = b""  # an oversize body's tail, until its end says it is no LLM call
         self._response_plan: ScanPlan | None = None
         self._guard: SseGuard | None = None
         self._meter: UsageMeter | None = None
@@ -503,10 +502,9 @@ class Exchange:
         `messages`, or when it is not plain UTF-8 (a byte-order mark or NUL bytes of
         UTF-16/32, whose keys the byte reader cannot see), it is refused (413), as an
         LLM call that size would be. Otherwise it is ordinary traffic (a large UTF-8 JSON
-        upload) and flows on, but its top-level keys are still read and its last byte is
-        held: if the end shows an LLM call padded
-        past the limit, the request is refused and the upstream never receives a
-        complete body.
+        upload) and flows on, but its top-level keys are still read and the chunk that
+        closes its object is judged before it goes (`_oversize_chunk`): an LLM call padded
+        past the limit is refused, and the upstream never receives a complete body.
         """
         limit = self._config.max_request_body
         keys = TopLevelKeys()
@@ -537,32 +535,37 @@ class Exchange:
     def _oversize_chunk(
         self, chunk: bytes, end_of_stream: bool, *, final: bool = False, fed: bool = False
     ) -> list[Action]:
+        """Forward an oversize body as it comes, judging it whenever its object closes.
+
+        While the top-level object is open, what has been forwarded is no complete JSON
+        document, so it flows. The chunk that closes it is judged before it goes: its
+        keys are all known then, and an LLM call padded past the limit is refused with
+        its closing brace never sent.
+        """
         keys = self._keys
         assert keys is not None
         if not fed:
             keys.feed(chunk)
-        data = self._held + chunk
-        if end_of_stream or final:
-            self._held = b""
-            if shape_of(dict.fromkeys(keys.keys), self._request_headers) is not None:
-                self.record.recognised_by = "body"
-                return [
-                    self._refuse(
-                        ErrorKind.TOO_LARGE,
-                        "an LLM call padded past Weir's limit of "
-                        f"{self._config.max_request_body} bytes; it was not forwarded whole",
-                        verdict="deny",
-                    )
-                ]
+        ended = end_of_stream or final
+        if (keys.closed or ended) and shape_of(
+            dict.fromkeys(keys.keys), self._request_headers
+        ) is not None:
+            self.record.recognised_by = "body"
+            return [
+                self._refuse(
+                    ErrorKind.TOO_LARGE,
+                    "an LLM call padded past Weir's limit of "
+                    f"{self._config.max_request_body} bytes; it was not forwarded whole",
+                    verdict="deny",
+                )
+            ]
+        if ended:
             self._request = _Request.DONE
-            if final and not data:
+            if final and not chunk:
                 return []
-            return [*_stream_chunks(REQUEST, data, end_of_stream)]
-        # Hold from the last non-whitespace byte on: the object's closing brace is the
-        # last one, so the upstream cannot hold a complete JSON body before the verdict.
-        cut = max(len(data.rstrip(b" \t\r\n")) - 1, 0)
-        self._held = data[cut:]
-        return [*_stream_chunks(REQUEST, data[:cut], False)] if cut else []
+        elif not chunk:
+            return []
+        return [*_stream_chunks(REQUEST, chunk, end_of_stream)]
 
     def _judge_request_body(self, *, end_of_stream: bool) -> list[Action]:
         assert self._provider is not None and self._identity is not None

@@ -40,6 +40,20 @@ def test_top_level_keys_match_the_parsed_document_in_any_chunking(
     reader.feed(body[pos:])
     assert reader.keys == set(document)
     assert not reader.malformed
+    assert reader.closed
+
+
+@settings(deadline=None, max_examples=200)
+@given(document=st.dictionaries(_TRICKY, _VALUES, max_size=6), data=st.data())
+def test_no_strict_prefix_of_an_object_reads_as_closed(
+    document: dict[str, object], data: st.DataObject
+) -> None:
+    # What an oversize body forwards before its verdict must never be a whole document.
+    body = json.dumps(document).encode()
+    cut = data.draw(st.integers(min_value=0, max_value=len(body) - 1))
+    reader = TopLevelKeys()
+    reader.feed(body[:cut])
+    assert not reader.closed
 
 
 @settings(deadline=None, max_examples=300)

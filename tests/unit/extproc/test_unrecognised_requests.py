@@ -331,12 +331,15 @@ def test_a_large_ordinary_json_upload_streams_through_byte_for_byte() -> None:
     assert exchange.record.verdict == "allow"
 
 
-def test_a_large_json_upload_never_releases_its_closing_brace_before_its_end() -> None:
+def test_a_large_json_upload_flows_as_it_comes_and_its_closing_chunk_after_its_verdict() -> None:
     body = json.dumps({"blob": "x" * 3000}).encode() + b"  \n"
+    events = chunks(body)
     exchange = Exchange(policy(), ExchangeConfig(max_request_body=LIMIT))
-    out = feed(exchange, [headers("/bulk"), *chunks(body)[:-1]])
-    released = forwarded(out)
-    assert body.startswith(released) and b"}" not in released
+    closing = next(i for i, e in enumerate(events) if b"}" in e.chunk)  # type: ignore[union-attr]
+    released = forwarded(feed(exchange, [headers("/bulk"), *events[:closing]]))
+    assert body.startswith(released) and len(released) > LIMIT and b"}" not in released
+    rest = forwarded(feed(exchange, events[closing:]))
+    assert released + rest == body
 
 
 def test_an_llm_call_padded_past_the_limit_is_refused_before_the_upstream_has_it_whole() -> None:
@@ -456,3 +459,19 @@ def test_an_llm_call_on_an_unknown_path_of_an_ai_host_is_judged_not_refused_as_u
                               BodyEvent(REQ, body, True)])
     assert actions[0] == FORWARD_LLM and forwarded(actions) == body
     assert exchange.record.recognised_by == "body" and exchange.record.ai_host
+
+
+def test_a_large_json_upload_with_megabytes_of_trailing_whitespace_holds_nothing_back() -> None:
+    body = json.dumps({"blob": "x" * 3000}).encode() + b" " * 5000
+    events = chunks(body)
+    exchange = Exchange(policy(), ExchangeConfig(max_request_body=LIMIT))
+    released = forwarded(feed(exchange, [headers("/bulk"), *events[:-1]]))
+    last = events[-1]
+    assert isinstance(last, BodyEvent)
+    assert released == body[: len(body) - len(last.chunk)]
+
+
+def test_a_second_concatenated_object_that_makes_an_llm_call_is_refused_as_it_closes() -> None:
+    body = json.dumps({"pad": "x" * 3000}).encode() + b'{"model": "m", "messages": []}'
+    _, actions = oversize([headers("/bulk"), *chunks(body)])
+    assert isinstance(actions[-1], Respond) and actions[-1].status == 413
