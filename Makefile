@@ -44,6 +44,7 @@ bench: $(BENCH_INSTALLED)
 	$(BIN)/python loadtest/bench_codec.py
 	$(BIN)/python loadtest/bench_scanner.py
 	$(BIN)/python -m loadtest.bench_exchange
+	$(BIN)/python -m loadtest.bench_sniff
 	$(BIN)/python loadtest/run_bench.py
 
 # The load test alone, in about 2 minutes (fewer, shorter runs).

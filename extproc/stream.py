@@ -417,9 +417,10 @@ class Exchange:
             return self._not_an_llm_call(end_of_stream)
         if not ended:
             return []
-        shape = sniff(bytes(self._body), self._request_headers)
+        body = bytes(self._body)
+        shape = sniff(body, self._request_headers)
         if shape is None:
-            return self._not_an_llm_call(end_of_stream)
+            return self._not_an_llm_call(end_of_stream, body)
         return self._judge_sniffed(shape, end_of_stream)
 
     def _judge_sniffed(self, shape: LlmShape, end_of_stream: bool) -> list[Action]:
@@ -451,8 +452,8 @@ class Exchange:
         what = "an LLM call in an API Weir does not read"
         return self._unknown_api(body, end_of_stream, what=what)
 
-    def _not_an_llm_call(self, end_of_stream: bool) -> list[Action]:
-        body = bytes(self._body)
+    def _not_an_llm_call(self, end_of_stream: bool, body: bytes | None = None) -> list[Action]:
+        body = bytes(self._body) if body is None else body
         self._body = bytearray()
         if self.record.ai_host:
             return self._unknown_api(body, end_of_stream)
