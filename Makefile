@@ -56,6 +56,7 @@ bench: $(BENCH_INSTALLED)
 	$(BIN)/python -m loadtest.bench_exchange
 	$(BIN)/python -m loadtest.bench_jwt
 	$(BIN)/python -m loadtest.bench_otlp
+	$(BIN)/python -m loadtest.bench_sniff
 	$(BIN)/python loadtest/run_bench.py
 
 # The load test alone, in about 2 minutes (fewer, shorter runs).

@@ -5,6 +5,11 @@ Served as JSON on the admin port (`/inventory`) and drawn by the page at `/`
 what it saw since it started. Each workload carries its `routes`, one per
 (provider, model) it called, with the calls and tokens of that route, which
 the page draws as weighted edges.
+
+``authorities`` lists the hosts AI calls went to: every LLM call (recognised by
+its path or by its body's shape) and every call to a known AI host, with who
+called and how it was recognised. A host that is not a known AI host yet
+carries LLM calls is shadow AI: a provider no rule names.
 """
 
 from __future__ import annotations
@@ -47,6 +52,20 @@ class _Entry:
 MAX_USERS_PER_IDENTITY = 1000
 
 
+@dataclass
+class _Authority:
+    authority: str
+    ai_host: bool
+    first_seen: float
+    last_seen: float
+    identities: set[str] = field(default_factory=set)
+    providers: set[str] = field(default_factory=set)
+    models: set[str] = field(default_factory=set)
+    requests: int = 0
+    recognised_by: Counter[str] = field(default_factory=Counter)
+    decisions: Counter[str] = field(default_factory=Counter)
+
+
 def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
@@ -54,6 +73,7 @@ def _iso(timestamp: float) -> str:
 class Inventory:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
+        self._authorities: dict[str, _Authority] = {}
 
     def observe(self, record: ExchangeRecord) -> None:
         if not record.principal:
@@ -89,6 +109,25 @@ class Inventory:
             route.output_tokens += record.output_tokens or 0
         for finding in record.findings:
             entry.findings[f"{finding.scanner}/{finding.rule}/{finding.action}"] += 1
+        self._observe_authority(record, now)
+
+    def _observe_authority(self, record: ExchangeRecord, now: float) -> None:
+        if record.recognised_by is None and not record.ai_host:
+            return  # ordinary traffic: not part of where AI runs
+        key = record.authority or "(none)"
+        entry = self._authorities.get(key)
+        if entry is None:
+            entry = _Authority(key, record.ai_host, now, now)
+            self._authorities[key] = entry
+        entry.last_seen = now
+        entry.requests += 1
+        entry.identities.add(record.principal)
+        entry.recognised_by[record.recognised_by or "host"] += 1
+        entry.decisions[record.verdict] += 1
+        if record.provider:
+            entry.providers.add(record.provider)
+        if record.model:
+            entry.models.add(record.model)
 
     def snapshot(self) -> dict[str, object]:
         return {
@@ -122,5 +161,22 @@ class Inventory:
                     "lastSeen": _iso(e.last_seen),
                 }
                 for e in sorted(self._entries.values(), key=lambda e: e.principal)
+            ],
+            "authorities": [
+                {
+                    "authority": a.authority,
+                    "knownAiHost": a.ai_host,
+                    # LLM calls to a host no list names: a provider nobody declared.
+                    "shadow": not a.ai_host,
+                    "identities": sorted(a.identities),
+                    "providers": sorted(a.providers),
+                    "models": sorted(a.models),
+                    "requests": a.requests,
+                    "recognisedBy": dict(sorted(a.recognised_by.items())),
+                    "decisions": dict(sorted(a.decisions.items())),
+                    "firstSeen": _iso(a.first_seen),
+                    "lastSeen": _iso(a.last_seen),
+                }
+                for a in sorted(self._authorities.values(), key=lambda a: a.authority)
             ],
         }

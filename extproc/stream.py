@@ -35,6 +35,16 @@ from dataclasses import dataclass, field
 from enum import Enum, auto
 
 from extproc.audit import FindingRecord, subject_hash
+from extproc.body_shape import (
+    MODEL_KEY,
+    LlmShape,
+    TopLevelKeys,
+    json_object_start,
+    plain_json_start,
+    shape_of,
+    sniff,
+    unsniffable,
+)
 from extproc.document_guard import judge_document
 from extproc.events import (
     Action,
@@ -57,7 +67,9 @@ from extproc.llm import (
     Provider,
     error_format_for,
     provider_for,
+    provider_named,
 )
+from extproc.llm.anthropic_messages import AnthropicMessages
 from extproc.llm.base import (
     BadResponseBody,
     Usage,
@@ -65,9 +77,11 @@ from extproc.llm.base import (
     parse_response_body,
     read_model_and_stream,
 )
+from extproc.request_path import normalise_path
 from extproc.scan_plan import ScanPlan, plan_for
 from extproc.sse_guard import SseGuard, stream_error_events
 from extproc.usage_meter import UsageMeter
+from mesh.ai_hosts import authority_host
 from mesh.credentials import (
     Credentials,
     credential_refusal,
@@ -78,7 +92,7 @@ from mesh.credentials import (
 from mesh.destinations import destination_refusal
 from mesh.identity import JWT_SVID, Identity, IdentityInputs, resolve_identity
 from mesh.jwt import KeyLookup, LoadedKeys, VerifiedToken
-from mesh.policy import Policy, WorkloadRule
+from mesh.policy import ALLOW, Decision, Policy, WorkloadRule
 
 DEFAULT_MAX_REQUEST_BODY = 8 * 1024 * 1024
 # A non-streamed response is judged whole; past this size it cannot be, and an
@@ -91,6 +105,8 @@ REQUEST, RESPONSE = Direction.REQUEST, Direction.RESPONSE
 _LOADED_KEYS = LoadedKeys()
 # A 401 names its scheme (RFC 9110); the realm says who refused.
 CHALLENGE = ("www-authenticate", 'Bearer realm="weir"')
+# A refusal of a request that carries an anthropic-version header speaks Anthropic.
+_ANTHROPIC_ERRORS: Provider = AnthropicMessages()
 
 
 class ProtocolError(Exception):
@@ -104,6 +120,8 @@ class ProtocolError(Exception):
 class _Request(Enum):
     EXPECT_HEADERS = auto()
     BUFFERING_BODY = auto()  # an LLM call: body accumulated, headers withheld
+    SNIFFING_BODY = auto()  # path unrecognised: is the body an LLM call? headers withheld
+    OVERSIZE_BODY = auto()  # a JSON body past the sniff limit: flows, judged as it closes
     PASSTHROUGH_BODY = auto()  # not an LLM call, identity allowed: chunks flow
     DONE = auto()
 
@@ -137,6 +155,12 @@ class ExchangeRecord:
     workload: str | None = None
     method: str = ""
     path: str = ""
+    # The request's host (no port) and path normal form (`extproc.request_path`).
+    authority: str = ""
+    api_path: str = ""
+    ai_host: bool = False  # a known AI provider host (built-in list or policy aiHosts)
+    # How the call was recognised as an LLM call: "path", "body" (its shape), or None.
+    recognised_by: str | None = None
     provider: str | None = None
     model: str | None = None
     stream: bool | None = None
@@ -179,6 +203,10 @@ class Exchange:
         self._body = bytearray()
         self._provider: Provider | None = None
         self._identity: Identity | None = None
+        self._header_decision: Decision | None = None
+        self._error_format: Provider | None = None
+        self._json_start: bool | None = None  # may the sniffed body be a JSON object?
+        self._top_keys: TopLevelKeys | None = None  # an oversize body's top-level keys
         self._response_plan: ScanPlan | None = None
         self._guard: SseGuard | None = None
         self._meter: UsageMeter | None = None
@@ -232,7 +260,9 @@ class Exchange:
         """
         if self._closed:
             return []
-        if self._request is _Request.BUFFERING_BODY or self._response is _Response.BUFFERING_BODY:
+        if self._request in (_Request.BUFFERING_BODY, _Request.SNIFFING_BODY) or (
+            self._response is _Response.BUFFERING_BODY
+        ):
             return [self._refuse(ErrorKind.UNAVAILABLE, reason)]
         if self._response is _Response.GUARDING_STREAM:
             guard = self._guard
@@ -261,8 +291,16 @@ class Exchange:
         self._request_headers = event.headers
         method = header_value(event.headers, ":method") or ""
         path = header_value(event.headers, ":path") or ""
+        authority = (
+            header_value(event.headers, ":authority") or header_value(event.headers, "host") or ""
+        )
         record = self.record
         record.method, record.path = method, path
+        record.authority = authority_host(authority)
+        record.api_path = normalise_path(path).canonical
+        record.ai_host = self._policy.ai_hosts.is_ai_host(authority)
+        if header_value(event.headers, "anthropic-version") is not None:
+            self._error_format = _ANTHROPIC_ERRORS
 
         credentials = read_credentials(self._policy, event.headers, self._keys)
         identity = resolve_identity(
@@ -277,10 +315,12 @@ class Exchange:
         record.identity_detail = identity.detail
 
         decision = self._policy.decide(identity.principal, None)
+        self._header_decision = decision
         record.workload = decision.workload.name if decision.workload else None
         record.rule = decision.rule
-        self._provider = provider_for(method, path)
+        self._provider = provider_for(method, path, ai_host=record.ai_host)
         record.provider = self._provider.name if self._provider else None
+        record.recognised_by = "path" if self._provider else None
 
         refused = self._caller_refusal(identity, credentials, decision.workload)
         if refused is not None:
@@ -290,11 +330,7 @@ class Exchange:
         self._strip = token_headers_to_strip(self._policy)
 
         if self._provider is None:
-            # Not an LLM call Weir understands: identity was enough, bytes flow.
-            if self.record.verdict == "pending":  # an audit-mode refusal stays recorded
-                self._settle("allow", decision.reason)
-            self._request = _Request.DONE if event.end_of_stream else _Request.PASSTHROUGH_BODY
-            return [ContinueHeaders(REQUEST, remove_headers=self._strip)]
+            return self._unrecognised_path(event)
         refused = self.govern_llm_destination(decision.workload, self._provider)
         if refused is not None:
             return [refused]
@@ -320,6 +356,10 @@ class Exchange:
             if event.end_of_stream:
                 self._request = _Request.DONE
             return [StreamBody(REQUEST, event.chunk, event.end_of_stream)]
+        if self._request is _Request.SNIFFING_BODY:
+            return self._sniffing_chunk(event.chunk, event.end_of_stream)
+        if self._request is _Request.OVERSIZE_BODY:
+            return self._oversize_chunk(event.chunk, event.end_of_stream)
         if self._request is not _Request.BUFFERING_BODY:
             raise ProtocolError(f"request body in state {self._request.name}")
 
@@ -339,6 +379,16 @@ class Exchange:
         if self._request is _Request.PASSTHROUGH_BODY:
             self._request = _Request.DONE
             return [ContinueTrailers(REQUEST)]
+        if self._request in (_Request.SNIFFING_BODY, _Request.OVERSIZE_BODY):
+            # Trailers end the body: decide on what came, then let the trailers follow.
+            if self._request is _Request.SNIFFING_BODY:
+                actions = self._sniffing_chunk(b"", end_of_stream=False, final=True)
+            else:
+                actions = self._oversize_chunk(b"", end_of_stream=False, final=True)
+            if not self._closed:
+                self._request = _Request.DONE
+                actions.append(ContinueTrailers(REQUEST))
+            return actions
         if self._request is _Request.BUFFERING_BODY:
             # Trailers, not a flagged body chunk, told us the body is complete.
             actions = self._judge_request_body(end_of_stream=False)
@@ -346,6 +396,220 @@ class Exchange:
                 actions.append(ContinueTrailers(REQUEST))
             return actions
         raise ProtocolError(f"request trailers in state {self._request.name}")
+
+    # --- requests Weir does not recognise by their path ---------------------------
+    #
+    # In sidecar-outbound mode every outbound call of the workload comes here. The
+    # body is sniffed: bytes that cannot start a JSON object are released with the
+    # headers at the first chunk; a JSON object is held (headers withheld, so the
+    # upstream sees nothing yet) until it is whole, then parsed once. An LLM call is
+    # judged and scanned as one (extproc.body_shape says which API it is shaped as);
+    # anything else flows on, except that a known AI host's unrecognised API is
+    # refused with a 404 unless the workload says `unknownApis: allow`.
+
+    def _unrecognised_path(self, event: HeadersEvent) -> list[Action]:
+        if event.end_of_stream:
+            if self.record.ai_host:
+                return self._unknown_api(None, end_of_stream=True)
+            return self._release(None, end_of_stream=True, reason=self._identity_reason())
+        encoding = header_value(event.headers, "content-encoding")
+        unsniffed = unsniffable(self.record.method, event.headers)
+        if unsniffed is None and encoding not in (None, "", "identity"):
+            unsniffed = f"a {encoding}-encoded body"
+        if unsniffed is not None:
+            # Not sniffed. To an AI host it is an unknown API call; elsewhere it is
+            # ordinary traffic (a gzip upload, a WebSocket, a gRPC stream) and flows.
+            if self.record.ai_host:
+                self._request = _Request.SNIFFING_BODY  # withheld until the 404 or allow
+                return self._unknown_api(None, end_of_stream=False)
+            self._request = _Request.PASSTHROUGH_BODY
+            self._settle("allow", f"{self._identity_reason()}; {unsniffed}, not sniffed")
+            return [ContinueHeaders(REQUEST, remove_headers=self._strip)]
+        self._request = _Request.SNIFFING_BODY
+        return []  # withheld until the body says whether it is an LLM call
+
+    def _identity_reason(self) -> str:
+        decision = self._header_decision
+        return decision.reason if decision is not None else ""
+
+    def _sniffing_chunk(
+        self, chunk: bytes, end_of_stream: bool, *, final: bool = False
+    ) -> list[Action]:
+        ended = end_of_stream or final
+        if len(self._body) + len(chunk) > self._config.max_request_body:
+            return self._past_sniff_limit(chunk, end_of_stream)
+        self._body += chunk
+        start = self._json_start
+        if start is None:
+            # Undecided means everything before this chunk may precede a `{`: only the
+            # chunk can decide.
+            start = self._json_start = json_object_start(chunk)
+        if start is None and not ended:
+            return []  # only whitespace or byte-order marks so far
+        if not start:
+            return self._not_an_llm_call(end_of_stream)
+        if not ended:
+            return []
+        body = bytes(self._body)
+        shape = sniff(body, self._request_headers)
+        if shape is None:
+            return self._not_an_llm_call(end_of_stream, body)
+        return self._judge_sniffed(shape, end_of_stream)
+
+    def _judge_sniffed(self, shape: LlmShape, end_of_stream: bool) -> list[Action]:
+        record = self.record
+        record.recognised_by = "body"
+        provider = provider_named(shape.api)
+        if provider is None:  # UNREADABLE_API: an LLM call whose API Weir cannot read
+            return self._unreadable_llm_call(end_of_stream)
+        self._provider = provider
+        record.provider = provider.name
+        decision = self._header_decision
+        refused = self.govern_llm_destination(
+            decision.workload if decision is not None else None, provider
+        )
+        if refused is not None:
+            return [refused]
+        return self._judge_request_body(end_of_stream=end_of_stream)
+
+    def _unreadable_llm_call(self, end_of_stream: bool) -> list[Action]:
+        """An LLM call (model and prompt) in an API no adapter reads: the model is
+        judged, then it is an unknown API, which only `unknownApis: allow` lets through."""
+        assert self._identity is not None
+        try:
+            model = parse_json_object(bytes(self._body)).get(MODEL_KEY)
+        except BadRequestBody as exc:
+            return [self._refuse(ErrorKind.INVALID_REQUEST, str(exc))]
+        if isinstance(model, str) and model:
+            self.record.model = model
+            decision = self._policy.decide(self._identity.principal, model)
+            self.record.rule = decision.rule
+            if not decision.allowed and self._refuse_or_audit(decision.reason):
+                return [self._refuse(ErrorKind.PERMISSION_DENIED, decision.reason)]
+        body = bytes(self._body)
+        self._body = bytearray()
+        what = "an LLM call in an API Weir does not read"
+        return self._unknown_api(body, end_of_stream, what=what)
+
+    def _not_an_llm_call(self, end_of_stream: bool, body: bytes | None = None) -> list[Action]:
+        body = bytes(self._body) if body is None else body
+        self._body = bytearray()
+        if self.record.ai_host:
+            return self._unknown_api(body, end_of_stream)
+        return self._release(body, end_of_stream, reason=self._identity_reason())
+
+    def _unknown_api(
+        self,
+        body: bytes | None,
+        end_of_stream: bool,
+        *,
+        what: str = "an API Weir does not recognise",
+    ) -> list[Action]:
+        """A call to a known AI host that Weir cannot judge: a 404 unless allowed."""
+        record = self.record
+        decision = self._header_decision
+        workload = decision.workload if decision is not None else None
+        host = f"AI host {record.authority}" if record.ai_host else record.authority
+        where = f"{record.method} {record.api_path} on {host}"
+        if workload is not None and workload.unknown_apis == ALLOW:
+            reason = f"{where} is {what}; let through by workload '{workload.name}' unknownApis"
+            return self._release(body, end_of_stream, reason=reason)
+        name = f"workload '{workload.name}'" if workload is not None else "the workload"
+        reason = f"{where} is {what}; set unknownApis: allow on {name} to let it through"
+        if self._refuse_or_audit(reason):
+            return [self._refuse(ErrorKind.NOT_FOUND, reason, verdict="deny")]
+        return self._release(body, end_of_stream, reason=reason, verdict="audit")
+
+    def _release(
+        self, body: bytes | None, end_of_stream: bool, *, reason: str, verdict: str = "allow"
+    ) -> list[Action]:
+        """Let an unrecognised request go on: its headers, what was held, the rest flows.
+
+        ``body`` None: the request has no body message (its headers ended the stream, or
+        none has come yet).
+        """
+        if self.record.verdict == "pending" or verdict != "allow":
+            self._settle(verdict, reason)
+        self._request = _Request.DONE if end_of_stream else _Request.PASSTHROUGH_BODY
+        headers = ContinueHeaders(REQUEST, remove_headers=self._strip)
+        if body is None or (not body and not end_of_stream):
+            return [headers]  # no body message to answer (yet)
+        return [headers, *_stream_chunks(REQUEST, body, end_of_stream)]
+
+    def _past_sniff_limit(self, chunk: bytes, end_of_stream: bool) -> list[Action]:
+        """A JSON body larger than Weir may hold: fail closed where it may be an LLM call.
+
+        To a known AI host, when its top-level keys so far include `model` or
+        `messages`, or when it is not plain UTF-8 (a byte-order mark or NUL bytes of
+        UTF-16/32, whose keys the byte reader cannot see), it is refused (413), as an
+        LLM call that size would be. Otherwise it is ordinary traffic (a large UTF-8 JSON
+        upload) and flows on, but its top-level keys are still read and the chunk that
+        closes its object is judged before it goes (`_oversize_chunk`): an LLM call padded
+        past the limit is refused, and the upstream never receives a complete body.
+        """
+        limit = self._config.max_request_body
+        keys = TopLevelKeys()
+        keys.feed(bytes(self._body))
+        keys.feed(chunk)
+        if (
+            self.record.ai_host
+            or keys.llm_keys & {MODEL_KEY, "messages"}
+            or not plain_json_start(self._body)
+        ):
+            return [
+                self._refuse(
+                    ErrorKind.TOO_LARGE,
+                    f"request body exceeds Weir's limit of {limit} bytes and may be an LLM call",
+                )
+            ]
+        self._top_keys = keys
+        body = bytes(self._body) + chunk
+        self._body = bytearray()
+        self._settle(
+            "allow",
+            f"{self._identity_reason()}; JSON body past the {limit}-byte sniff limit "
+            "with no LLM key, streamed with its top-level keys read",
+        )
+        self._request = _Request.OVERSIZE_BODY
+        return [
+            ContinueHeaders(REQUEST, remove_headers=self._strip),
+            *self._oversize_chunk(body, end_of_stream, fed=True),
+        ]
+
+    def _oversize_chunk(
+        self, chunk: bytes, end_of_stream: bool, *, final: bool = False, fed: bool = False
+    ) -> list[Action]:
+        """Forward an oversize body as it comes, judging it whenever its object closes.
+
+        While the top-level object is open, what has been forwarded is no complete JSON
+        document, so it flows. The chunk that closes it is judged before it goes: its
+        keys are all known then, and an LLM call padded past the limit is refused with
+        its closing brace never sent.
+        """
+        keys = self._top_keys
+        assert keys is not None
+        if not fed:
+            keys.feed(chunk)
+        ended = end_of_stream or final
+        if (keys.closed or ended) and shape_of(
+            dict.fromkeys(keys.keys), self._request_headers
+        ) is not None:
+            self.record.recognised_by = "body"
+            return [
+                self._refuse(
+                    ErrorKind.TOO_LARGE,
+                    "an LLM call padded past Weir's limit of "
+                    f"{self._config.max_request_body} bytes; it was not forwarded whole",
+                    verdict="deny",
+                )
+            ]
+        if ended:
+            self._request = _Request.DONE
+            if final and not chunk:
+                return []
+        elif not chunk:
+            return []
+        return [*_stream_chunks(REQUEST, chunk, end_of_stream)]
 
     def _judge_request_body(self, *, end_of_stream: bool) -> list[Action]:
         assert self._provider is not None and self._identity is not None
@@ -623,7 +887,7 @@ class Exchange:
 
     def _refuse(self, kind: ErrorKind, message: str, verdict: str | None = None) -> Respond:
         path = header_value(self._request_headers, ":path") or ""
-        error_format = self._provider or error_format_for(path)
+        error_format = self._provider or self._error_format or error_format_for(path)
         self._closed = True
         self._request = _Request.DONE
         if verdict is None:

@@ -105,6 +105,7 @@ import base64
 import binascii
 import contextlib
 import gzip
+import hashlib
 import itertools
 import json
 import random
@@ -132,7 +133,8 @@ _WORDISH = re.compile(r"\s*\S+|\s+")
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One request as the upstream saw it (body truncated to 64 KiB)."""
+    """One request as the upstream saw it (body truncated to 64 KiB; its length and
+    SHA-256 are of the whole body, so tests can check large uploads byte for byte)."""
 
     method: str
     path: str
@@ -141,6 +143,8 @@ class RecordedRequest:
     body: str
     body_truncated: bool
     time: float
+    body_bytes: int = 0
+    body_sha256: str = ""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -750,6 +754,8 @@ class FakeUpstream:
             body=raw[:MAX_RECORDED_BODY].decode("utf-8", "replace"),
             body_truncated=len(raw) > MAX_RECORDED_BODY,
             time=time.time(),
+            body_bytes=len(raw),
+            body_sha256=hashlib.sha256(raw).hexdigest(),
         )
         self._requests.append(recorded)
         if self._log is not None:

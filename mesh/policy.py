@@ -27,6 +27,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mesh.ai_hosts import AiHosts, host_glob_problem
 from mesh.destinations import (
     Destinations,
     UpstreamPattern,
@@ -112,6 +113,8 @@ class WorkloadRule:
     require_user: bool = False
     # Where its LLM calls may go (`providers`, `upstreams`); unrestricted by default.
     destinations: Destinations = field(default_factory=Destinations)
+    # What happens to a call to a known AI host whose API Weir does not recognise.
+    unknown_apis: str = DENY
     _match_res: tuple[re.Pattern[str], ...] = field(
         init=False, repr=False, compare=False, hash=False
     )
@@ -179,6 +182,8 @@ class Policy:
     digest: str  # short sha256 hex of the file bytes, to tell reloads apart in logs
     user_tokens: UserTokens | None = None  # the `jwt` section: end-user tokens
     svid_tokens: SvidTokens | None = None  # the `jwtSvid` section: the jwt-svid source
+    # Known AI provider hosts: the built-in list plus the document's `aiHosts` globs.
+    ai_hosts: AiHosts = field(default_factory=AiHosts)
 
     @property
     def enforcing(self) -> bool:
@@ -268,6 +273,7 @@ class _WorkloadDoc(_Strict):
     require_user: bool = Field(default=False, alias="requireUser")
     providers: list[str] | None = None
     upstreams: list[str] | None = None
+    unknown_apis: Literal["allow", "deny"] = Field(default="deny", alias="unknownApis")
 
 
 class _XfccDoc(_Strict):
@@ -291,6 +297,7 @@ class _PolicyDoc(_Strict):
     xfcc: _XfccDoc = Field(default_factory=_XfccDoc)
     jwt: JwtDoc | None = None
     jwt_svid: JwtSvidDoc | None = Field(default=None, alias="jwtSvid")
+    ai_hosts: list[str] = Field(default_factory=list, alias="aiHosts")
     workloads: list[_WorkloadDoc] = Field(default_factory=list)
 
 
@@ -455,6 +462,10 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
         raise fail("jwtSvid", "configured, but identitySources does not include jwt-svid")
     if svid_tokens and user_tokens and svid_tokens.header == user_tokens.header:
         raise fail("jwtSvid.header", f"'{svid_tokens.header}' is also jwt.header")
+    for i, host in enumerate(doc.ai_hosts):
+        problem = host_glob_problem(host)
+        if problem:
+            raise fail(f"aiHosts[{i}]", problem)
 
     workloads: list[WorkloadRule] = []
     first_index: dict[str, int] = {}
@@ -506,6 +517,7 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
                 users=users,
                 require_user=w.require_user,
                 destinations=destinations,
+                unknown_apis=w.unknown_apis,
             )
         )
 
@@ -520,6 +532,7 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
         digest=digest,
         user_tokens=user_tokens,
         svid_tokens=svid_tokens,
+        ai_hosts=AiHosts(tuple(doc.ai_hosts)),
     )
 
 

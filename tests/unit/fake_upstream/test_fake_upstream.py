@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -277,6 +278,9 @@ def test_a_large_body_is_recorded_truncated_to_64_kib(upstream: ThreadedUpstream
     (recorded,) = upstream.server.requests
     assert len(recorded.body) == 64 * 1024
     assert recorded.body_truncated
+    whole = json.dumps({"model": "m", "messages": user(big)}).encode()
+    assert recorded.body_bytes == len(whole)
+    assert recorded.body_sha256 == hashlib.sha256(whole).hexdigest()
 
 
 # --- the async entry point and the command line ----------------------------------------

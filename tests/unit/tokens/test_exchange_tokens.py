@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from extproc.audit import subject_hash
-from extproc.events import ContinueHeaders, Direction, HeadersEvent, Respond
+from extproc.events import BodyEvent, ContinueHeaders, Direction, HeadersEvent, Respond, StreamBody
 from extproc.stream import Exchange
 from mesh.policy import Policy, load_policy
 from mesh.sandbox_idp import SandboxIdp, unsigned_token
@@ -115,9 +115,19 @@ def test_an_invalid_token_is_a_401_even_where_no_user_is_required(
     assert exchange.record.token_rejection == "user:algorithm"
 
 
-def test_the_user_token_header_is_not_forwarded_upstream(policy: Policy, idp: SandboxIdp) -> None:
-    actions = Exchange(policy).receive(headers(BATCH, user(idp), path="/healthz"))
-    assert actions == [ContinueHeaders(REQ, remove_headers=("x-jwt-svid", "x-user-token"))]
+@pytest.mark.parametrize("body", [b"ping", b'{"status": "ok"}'])
+def test_the_user_token_header_is_not_forwarded_upstream(
+    policy: Policy, idp: SandboxIdp, body: bytes
+) -> None:
+    exchange = Exchange(policy)
+    # The headers wait for the body: it decides whether this is an LLM call.
+    event = headers(BATCH, user(idp), path="/healthz", authority="status.internal")
+    assert exchange.receive(event) == []
+    actions = exchange.receive(BodyEvent(REQ, body, True))
+    assert actions == [
+        ContinueHeaders(REQ, remove_headers=("x-jwt-svid", "x-user-token")),
+        StreamBody(REQ, body, True),
+    ]
 
 
 def test_a_forbidden_upstream_authority_gets_a_403_naming_the_rule(
@@ -196,7 +206,26 @@ def test_audit_mode_keeps_a_token_refusal_recorded_on_non_llm_traffic(policy: Po
     from dataclasses import replace
 
     exchange = Exchange(replace(policy, mode="audit"))
-    assert exchange.receive(headers(ASSISTANT, path="/healthz")) == [
-        ContinueHeaders(REQ, remove_headers=("x-jwt-svid", "x-user-token"))
+    event = headers(ASSISTANT, path="/healthz", authority="status.internal")
+    assert exchange.receive(event) == []
+    assert exchange.receive(BodyEvent(REQ, b"ping", True)) == [
+        ContinueHeaders(REQ, remove_headers=("x-jwt-svid", "x-user-token")),
+        StreamBody(REQ, b"ping", True),
     ]
     assert exchange.record.verdict == "audit"
+
+
+def test_an_llm_call_recognised_by_its_body_obeys_the_upstream_allow_list(
+    policy: Policy, idp: SandboxIdp
+) -> None:
+    exchange = Exchange(policy)
+    event = headers(
+        ASSISTANT, user(idp, groups=["finance-analysts"]), authority="evil.example",
+        path="/not/an/api",
+    )
+    assert exchange.receive(event) == []
+    body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+    reply = refusal(exchange.receive(BodyEvent(REQ, body.encode(), True)))
+    message = json.loads(reply.body)["error"]["message"]
+    assert reply.status == 403 and "upstream 'evil.example'" in message
+    assert exchange.record.recognised_by == "body"
