@@ -77,6 +77,7 @@ from extproc.llm.base import (
     parse_response_body,
     read_model_and_stream,
 )
+from extproc.mcp.exchange import McpHooks
 from extproc.request_path import normalise_path
 from extproc.scan_plan import ScanPlan, plan_for
 from extproc.sse_guard import SseGuard, stream_error_events
@@ -123,6 +124,7 @@ class _Request(Enum):
     SNIFFING_BODY = auto()  # path unrecognised: is the body an LLM call? headers withheld
     OVERSIZE_BODY = auto()  # a JSON body past the sniff limit: flows, judged as it closes
     PASSTHROUGH_BODY = auto()  # not an LLM call, identity allowed: chunks flow
+    MCP_BODY = auto()  # an MCP message (extproc.mcp): held whole, judged, headers withheld
     DONE = auto()
 
 
@@ -132,6 +134,8 @@ class _Response(Enum):
     GUARDING_STREAM = auto()  # an SSE token stream through the SseGuard
     BUFFERING_BODY = auto()  # a JSON response, judged whole; headers withheld
     ENDED_BY_WEIR = auto()  # blocked mid-stream: the client's response is over
+    MCP_JSON = auto()  # an MCP answer in one JSON message: judged whole, headers withheld
+    MCP_STREAM = auto()  # an MCP answer as SSE: each message judged whole before release
     DONE = auto()
 
 
@@ -176,10 +180,14 @@ class ExchangeRecord:
     output_tokens: int | None = None
     findings: list[FindingRecord] = field(default_factory=list)
     held_bytes_max: int = 0
+    # An MCP call (extproc.mcp): the server (its authority), the method and the tool.
+    mcp_server: str | None = None
+    mcp_method: str | None = None
+    tool_name: str | None = None
     started: float = field(default_factory=time.monotonic)
 
 
-class Exchange:
+class Exchange(McpHooks):
     """The state of one ext_proc stream (one HTTP request and its response)."""
 
     def __init__(
@@ -211,6 +219,7 @@ class Exchange:
         self._guard: SseGuard | None = None
         self._meter: UsageMeter | None = None
         self._guard_recorded = False  # the guard's findings and usage are in the record
+        self._init_mcp()
         self.record = ExchangeRecord(policy_digest=policy.digest)
 
     @property
@@ -260,9 +269,9 @@ class Exchange:
         """
         if self._closed:
             return []
-        if self._request in (_Request.BUFFERING_BODY, _Request.SNIFFING_BODY) or (
-            self._response is _Response.BUFFERING_BODY
-        ):
+        if self._request in (
+            _Request.BUFFERING_BODY, _Request.SNIFFING_BODY, _Request.MCP_BODY
+        ) or self._response in (_Response.BUFFERING_BODY, _Response.MCP_JSON):
             return [self._refuse(ErrorKind.UNAVAILABLE, reason)]
         if self._response is _Response.GUARDING_STREAM:
             guard = self._guard
@@ -271,6 +280,8 @@ class Exchange:
             self._response = _Response.ENDED_BY_WEIR
             self._close_guard(guard)
             return [StreamBody(RESPONSE, out, True)]
+        if self._response is _Response.MCP_STREAM:
+            return self._mcp_terminate(reason)
         meter = self._meter
         if self._response is _Response.STREAMING_BODY and meter is not None and meter.event_stream:
             assert self._provider is not None
@@ -321,6 +332,8 @@ class Exchange:
         self._provider = provider_for(method, path, ai_host=record.ai_host)
         record.provider = self._provider.name if self._provider else None
         record.recognised_by = "path" if self._provider else None
+        if self._provider is None and self._mcp_path(method, path):
+            self._start_mcp(decision.workload, "path")
 
         refused = self._caller_refusal(identity, credentials, decision.workload)
         if refused is not None:
@@ -329,6 +342,8 @@ class Exchange:
             return [self._refuse(ErrorKind.PERMISSION_DENIED, decision.reason)]
         self._strip = token_headers_to_strip(self._policy)
 
+        if self._mcp is not None:
+            return self._mcp_request_headers(event)
         if self._provider is None:
             return self._unrecognised_path(event)
         refused = self.govern_llm_destination(decision.workload, self._provider)
@@ -360,6 +375,8 @@ class Exchange:
             return self._sniffing_chunk(event.chunk, event.end_of_stream)
         if self._request is _Request.OVERSIZE_BODY:
             return self._oversize_chunk(event.chunk, event.end_of_stream)
+        if self._request is _Request.MCP_BODY:
+            return self._mcp_request_chunk(event.chunk, event.end_of_stream)
         if self._request is not _Request.BUFFERING_BODY:
             raise ProtocolError(f"request body in state {self._request.name}")
 
@@ -387,6 +404,11 @@ class Exchange:
                 actions = self._oversize_chunk(b"", end_of_stream=False, final=True)
             if not self._closed:
                 self._request = _Request.DONE
+                actions.append(ContinueTrailers(REQUEST))
+            return actions
+        if self._request is _Request.MCP_BODY:
+            actions = self._mcp_request_chunk(b"", end_of_stream=False, final=True)
+            if not self._closed:
                 actions.append(ContinueTrailers(REQUEST))
             return actions
         if self._request is _Request.BUFFERING_BODY:
@@ -451,6 +473,9 @@ class Exchange:
         if not ended:
             return []
         body = bytes(self._body)
+        # An MCP message (JSON-RPC 2.0 with an MCP method) on any path is judged as one.
+        if self._mcp_sniffed(body):
+            return self._mcp_request_chunk(b"", end_of_stream, final=not end_of_stream)
         shape = sniff(body, self._request_headers)
         if shape is None:
             return self._not_an_llm_call(end_of_stream, body)
@@ -666,6 +691,8 @@ class Exchange:
         if event.end_of_stream:
             self._response = _Response.DONE
             return [ContinueHeaders(RESPONSE)]
+        if self._mcp is not None:
+            return self._mcp_response_headers(event)
         encoding = header_value(event.headers, "content-encoding")
         content_type = (header_value(event.headers, "content-type") or "").lower()
         answered = 200 <= (self.record.status or 0) < 300
@@ -708,6 +735,8 @@ class Exchange:
         self.record.response_bytes += len(event.chunk)
         if self._response is _Response.ENDED_BY_WEIR:
             return []  # what the upstream still sends after a block goes nowhere
+        if self._response in (_Response.MCP_JSON, _Response.MCP_STREAM):
+            return self._mcp_response_chunk(event.chunk, event.end_of_stream)
         if self._response is _Response.STREAMING_BODY:
             meter = self._meter
             if meter is not None:
@@ -735,6 +764,11 @@ class Exchange:
     def _response_trailers_event(self, event: TrailersEvent) -> list[Action]:
         if self._response is _Response.ENDED_BY_WEIR:
             return []
+        if self._response in (_Response.MCP_JSON, _Response.MCP_STREAM):
+            actions = self._mcp_response_chunk(b"", end_of_stream=False, final=True)
+            if not self._closed and self._response is not _Response.ENDED_BY_WEIR:
+                actions.append(ContinueTrailers(RESPONSE))
+            return actions
         if self._response is _Response.STREAMING_BODY:
             self._end_streaming_body()
             return [ContinueTrailers(RESPONSE)]
@@ -896,7 +930,10 @@ class Exchange:
         self.record.status = kind.status
         return Respond(
             status=kind.status,
-            body=error_format.error_body(kind, f"weir: {message}"),
+            # An MCP client reads a JSON-RPC error; an LLM SDK its provider's shape.
+            body=self._mcp_error_body(kind, f"weir: {message}")
+            if self._mcp is not None
+            else error_format.error_body(kind, f"weir: {message}"),
             headers=(
                 ("content-type", "application/json"),
                 ("x-weir-verdict", self.record.verdict),

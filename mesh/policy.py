@@ -36,6 +36,13 @@ from mesh.destinations import (
 )
 from mesh.end_user import UserPattern, parse_user_pattern, user_pattern_problem
 from mesh.identity import JWT_SVID, UNAUTHENTICATED, XFCC
+from mesh.mcp_policy import (
+    DEFAULT_MCP_PATHS,
+    DEFAULT_PINNING,
+    ToolRules,
+    mcp_path_problem,
+    tool_glob_problem,
+)
 from mesh.spiffe import SpiffeIdError, check_trust_domain, parse_spiffe_id
 from mesh.token_config import (
     JwtDoc,
@@ -115,6 +122,8 @@ class WorkloadRule:
     destinations: Destinations = field(default_factory=Destinations)
     # What happens to a call to a known AI host whose API Weir does not recognise.
     unknown_apis: str = DENY
+    # `tools` and the `mcp` section (mesh.mcp_policy): MCP tool calls and tool results.
+    tool_rules: ToolRules = field(default_factory=ToolRules)
     _match_res: tuple[re.Pattern[str], ...] = field(
         init=False, repr=False, compare=False, hash=False
     )
@@ -184,6 +193,8 @@ class Policy:
     svid_tokens: SvidTokens | None = None  # the `jwtSvid` section: the jwt-svid source
     # Known AI provider hosts: the built-in list plus the document's `aiHosts` globs.
     ai_hosts: AiHosts = field(default_factory=AiHosts)
+    # The paths MCP clients POST to (`mcpPaths`); matched on their normal forms.
+    mcp_paths: tuple[str, ...] = DEFAULT_MCP_PATHS
 
     @property
     def enforcing(self) -> bool:
@@ -263,6 +274,12 @@ class _ScanRuleDoc(_Strict):
     terms: list[str] | None = None
 
 
+class _McpDoc(_Strict):
+    request: list[_ScanRuleDoc] = Field(default_factory=list)
+    response: list[_ScanRuleDoc] = Field(default_factory=list)
+    pinning: Literal["enforce", "audit", "off"] = "audit"  # mcp_policy.DEFAULT_PINNING
+
+
 class _WorkloadDoc(_Strict):
     name: str
     match: list[str]
@@ -274,6 +291,8 @@ class _WorkloadDoc(_Strict):
     providers: list[str] | None = None
     upstreams: list[str] | None = None
     unknown_apis: Literal["allow", "deny"] = Field(default="deny", alias="unknownApis")
+    tools: list[str] | None = None
+    mcp: _McpDoc | None = None
 
 
 class _XfccDoc(_Strict):
@@ -299,6 +318,7 @@ class _PolicyDoc(_Strict):
     jwt_svid: JwtSvidDoc | None = Field(default=None, alias="jwtSvid")
     ai_hosts: list[str] = Field(default_factory=list, alias="aiHosts")
     workloads: list[_WorkloadDoc] = Field(default_factory=list)
+    mcp_paths: list[str] = Field(default_factory=lambda: list(DEFAULT_MCP_PATHS), alias="mcpPaths")
 
 
 # --- loading -----------------------------------------------------------------
@@ -491,7 +511,11 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
             for j, model in enumerate(w.models):
                 if not model:
                     raise fail(f"{here}.models[{j}]", "must not be empty")
-        for direction, rules in (("request", w.request), ("response", w.response)):
+        mcp = w.mcp
+        sections = [("request", w.request), ("response", w.response)]
+        if mcp is not None:
+            sections += [("mcp.request", mcp.request), ("mcp.response", mcp.response)]
+        for direction, rules in sections:
             for j, rule in enumerate(rules):
                 if any(r.scanner == rule.scanner for r in rules[:j]):
                     raise fail(
@@ -503,6 +527,7 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
                     raise fail(f"{here}.{direction}[{j}].terms", problem)
         users = _users(w, here, user_tokens is not None, fail)
         destinations = _destinations(w, here, fail)
+        tool_rules = _tool_rules(w, here, fail)
         workloads.append(
             WorkloadRule(
                 name=w.name,
@@ -518,8 +543,15 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
                 require_user=w.require_user,
                 destinations=destinations,
                 unknown_apis=w.unknown_apis,
+                tool_rules=tool_rules,
             )
         )
+    for i, mcp_path in enumerate(doc.mcp_paths):
+        problem = mcp_path_problem(mcp_path)
+        if problem:
+            raise fail(f"mcpPaths[{i}]", problem)
+    if not doc.mcp_paths:
+        raise fail("mcpPaths", "must list at least one path; omit the key for /mcp")
 
     return Policy(
         trust_domain=td,
@@ -533,6 +565,28 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
         user_tokens=user_tokens,
         svid_tokens=svid_tokens,
         ai_hosts=AiHosts(tuple(doc.ai_hosts)),
+        mcp_paths=tuple(doc.mcp_paths),
+    )
+
+
+def _scan_rules(docs: list[_ScanRuleDoc]) -> tuple[ScanRule, ...]:
+    return tuple(ScanRule(r.scanner, r.action, tuple(r.terms or ())) for r in docs)
+
+
+def _tool_rules(w: _WorkloadDoc, here: str, fail: Any) -> ToolRules:
+    if w.tools is not None:
+        if not w.tools:
+            raise fail(f"{here}.tools", "must not be empty; omit the key to allow any tool")
+        for j, pattern in enumerate(w.tools):
+            problem = tool_glob_problem(pattern)
+            if problem:
+                raise fail(f"{here}.tools[{j}]", problem)
+    mcp = w.mcp
+    return ToolRules(
+        tools=None if w.tools is None else tuple(w.tools),
+        request=_scan_rules(mcp.request) if mcp else (),
+        response=_scan_rules(mcp.response) if mcp else (),
+        pinning=mcp.pinning if mcp else DEFAULT_PINNING,
     )
 
 
