@@ -62,7 +62,8 @@ def _policy_explain(args: argparse.Namespace) -> int:
     from mesh.policy_cli import explain
 
     return explain(
-        args.policy, args.identity, args.model, sys.stdout, sys.stderr, args.user_claims
+        args.policy, args.identity, args.model, sys.stdout, sys.stderr, args.user_claims,
+        tool=args.tool,
     )
 
 
@@ -149,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help="a JSON file of an end user's token claims (sub, groups ...), taken as verified",
+    )
+    explain.add_argument(
+        "--tool", default=None, metavar="NAME",
+        help="explain an MCP tools/call of this tool (the workload's `tools` globs)",
     )
     explain.set_defaults(handler=_policy_explain)
 
