@@ -163,6 +163,7 @@ class TextPart:
     locator: Locator
     text: str
     kind: str
+    json: bool = False  # the text is a JSON document (tool-call arguments): read it decoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +252,13 @@ def replace_strings(document: object, replacements: Mapping[JsonPath, str]) -> o
     A path that does not lead to a string raises KeyError: the caller's locators must come
     from the same document.
     """
+    return replace_values(document, replacements, strings_only=True)
+
+
+def replace_values(
+    document: object, replacements: Mapping[JsonPath, object], *, strings_only: bool = False
+) -> object:
+    """A copy of `document` with the value at each path replaced (see replace_strings)."""
     if not replacements:
         return document
     root: object = _shallow_copy(document)
@@ -267,8 +275,9 @@ def replace_strings(document: object, replacements: Mapping[JsonPath, str]) -> o
                 _assign(node, key, child)
                 copied.add(prefix)
             node = child
-        if not isinstance(_step(node, path[-1], path), str):
+        if strings_only and not isinstance(_step(node, path[-1], path), str):
             raise KeyError(f"locator {path!r} does not name a string")
+        _step(node, path[-1], path)
         _assign(node, path[-1], text)
     return root
 
@@ -326,6 +335,9 @@ class StreamEvent:
     error: str | None = None
     paths: Mapping[Channel, tuple[JsonPath, ...]] = field(default_factory=dict)
     mergeable: bool = False
+    # The event is one step of growing texts (a delta): strings the adapter does not
+    # name continue in later events of the same shape, so each gets a stream channel.
+    streaming: bool = False
 
     @property
     def texts(self) -> tuple[Delta, ...]:
@@ -342,14 +354,19 @@ def payload_of(event: SseEvent, what: str) -> dict[str, object] | None:
     return payload
 
 
-def rewrite_stream_event(view: StreamEvent, new_texts: Mapping[Channel, str]) -> SseEvent:
+def rewrite_stream_event(
+    view: StreamEvent,
+    new_texts: Mapping[Channel, str],
+    values: Mapping[JsonPath, object] | None = None,
+) -> SseEvent:
     """`view`'s event with each named channel's text replaced (the shared rewrite_event).
 
     When a channel has several fragments in the event, the new text goes into the first
-    and the others are emptied. Returns the original event, byte-exact, when no text
-    changes.
+    and the others are emptied. `values` replaces any other value by its path (a swept
+    field's released text, a withheld ``logprobs``). Returns the original event,
+    byte-exact, when nothing changes.
     """
-    replacements: dict[JsonPath, str] = {}
+    replacements: dict[JsonPath, object] = dict(values) if values else {}
     current = _texts_by_channel(view)
     for channel, text in new_texts.items():
         paths = view.paths.get(channel)
@@ -363,11 +380,12 @@ def rewrite_stream_event(view: StreamEvent, new_texts: Mapping[Channel, str]) ->
     if not replacements:
         return view.sse
     if len(replacements) == 1 and view.sse.data is not None:
-        [(path, text)] = replacements.items()
-        spliced = _spliced(view.sse.data, view.payload, path, text)
-        if spliced is not None:
-            return view.sse.with_data(spliced)
-    payload = replace_strings(view.payload, replacements)
+        [(path, value)] = replacements.items()
+        if isinstance(value, str):
+            spliced = _spliced(view.sse.data, view.payload, path, value)
+            if spliced is not None:
+                return view.sse.with_data(spliced)
+    payload = replace_values(view.payload, replacements)
     return view.sse.with_data(dump_json(payload).decode("utf-8"))
 
 
@@ -448,6 +466,8 @@ class Provider(Protocol):
     # Bytes that every end-of-stream event of the API contains: a cheap prefilter for a
     # reader that decodes only the events it needs.
     terminal_markers: tuple[bytes, ...]
+    # Channel kinds whose text is a JSON document (tool-call arguments): scanned decoded.
+    json_channels: frozenset[str]
 
     def matches(self, method: str, path: str) -> bool: ...
 
@@ -542,6 +562,7 @@ class StreamTexts:
         terminal: bool = False,
         error: str | None = None,
         mergeable: bool = False,
+        streaming: bool = False,
     ) -> StreamEvent:
         return StreamEvent(
             sse=sse,
@@ -554,6 +575,7 @@ class StreamTexts:
             paths=self.paths,
             mergeable=mergeable and len(self.deltas) == 1 and len(self.paths) == 1
             and not self.snapshots,
+            streaming=streaming or bool(self.deltas),
         )
 
 
@@ -567,6 +589,7 @@ class JsonAdapter:
     name: str
     path: str
     repeats_streamed_text = False
+    json_channels: frozenset[str] = frozenset()
 
     def matches(self, method: str, path: str) -> bool:
         return method == "POST" and path == self.path
@@ -646,10 +669,34 @@ def dig(node: object, *keys: str | int) -> object:
     return node
 
 
-def add_string(out: list[TextPart], node: object, path: JsonPath, kind: str) -> None:
+def add_string(
+    out: list[TextPart], node: object, path: JsonPath, kind: str, *, json: bool = False
+) -> None:
     """Append a TextPart for `node` at `path` when it is a string."""
     if isinstance(node, str):
-        out.append(TextPart(path, node, kind))
+        out.append(TextPart(path, node, kind, json))
+
+
+def strict_index(entry: Mapping[str, object], what: str) -> int:
+    """A stream's `index` field: a non-negative integer, or BadResponseBody (fail closed).
+
+    A string, float, boolean or missing index cannot place the text in its channel, and
+    guessing one would let a split key slip between two channels.
+    """
+    number = entry.get("index")
+    if type(number) is not int or number < 0:
+        raise BadResponseBody(f"{what} 'index' must be a non-negative integer")
+    return number
+
+
+def event_type(payload: Mapping[str, object], event: SseEvent, what: str) -> str:
+    """The event's JSON `type`, which must agree with its SSE `event:` name when it has one."""
+    kind = payload.get("type")
+    if not isinstance(kind, str):
+        raise BadResponseBody(f"{what} has no string 'type'")
+    if event.event is not None and event.event != kind:
+        raise BadResponseBody(f"{what} type does not match its SSE event name")
+    return kind
 
 
 def dump_json_text(document: object) -> str:
