@@ -129,7 +129,8 @@ class JsonTextScan:
             if lo >= hi or segment.string == SEPARATOR:
                 continue
             if segment.plain:
-                span = (segment.source_start + lo - seg_start, segment.source_start + hi - seg_start)
+                offset = segment.source_start - seg_start
+                span = (offset + lo, offset + hi)
             else:
                 span = (segment.source_start, segment.source_end)
             out.append(self._take(span[0]))  # the structure between strings stays

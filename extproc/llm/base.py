@@ -338,6 +338,9 @@ class StreamEvent:
     # The event is one step of growing texts (a delta): strings the adapter does not
     # name continue in later events of the same shape, so each gets a stream channel.
     streaming: bool = False
+    # The adapter checked that every field but the text is a structural one at the top
+    # level (its fast path for plain token chunks): the sweep need only check their shapes.
+    plain: bool = False
 
     @property
     def texts(self) -> tuple[Delta, ...]:

@@ -245,7 +245,9 @@ def _read_content_chunk(event: SseEvent, payload: dict[str, object]) -> StreamEv
         False,
         None,
         {channel: (_CONTENT_PATH,)},
-        _only_text_besides(payload, choice),  # the delta is one content fragment: checked
+        mergeable := _only_text_besides(payload, choice),  # the delta is one content fragment
+        True,
+        mergeable,  # then the rest is id, model ...: structural fields at the top level
     )
 
 

@@ -143,6 +143,25 @@ def sweep(
     return out
 
 
+def check_structural(
+    mapping: dict[str, object], structural_ok: set[tuple[str, object]] | None = None
+) -> None:
+    """Check the shapes of `mapping`'s own structural fields (not below): StructureError."""
+    for key, value in mapping.items():
+        check = STRUCTURAL.get(key)
+        if check is None:
+            continue
+        memo = (key, value) if isinstance(value, (str, int)) else None
+        if structural_ok is not None and memo is not None and memo in structural_ok:
+            continue
+        if not check(value):
+            raise StructureError(
+                f"structural field '{key}' has a value outside its shape ({type(value).__name__})"
+            )
+        if structural_ok is not None and memo is not None:
+            structural_ok.add(memo)
+
+
 def _walk(
     node: object,
     path: JsonPath,
