@@ -104,6 +104,15 @@ def _json_depth_exceeds(text: str, limit: int) -> bool:
 EMPTY_BODY_REASON = "request body is empty; a JSON object is required"
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # Weir judges the document it parsed and forwards the original bytes: with a key
+    # twice, the upstream's parser might read the copy Weir did not. Refused instead.
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise BadRequestBody("request body has an object with a duplicate key")
+    return document
+
+
 def parse_json_object(body: bytes) -> dict[str, object]:
     """Strict UTF-8 JSON object, or BadRequestBody naming what is wrong (never the content)."""
     if not body:
@@ -115,7 +124,7 @@ def parse_json_object(body: bytes) -> dict[str, object]:
     if _json_depth_exceeds(text, MAX_JSON_DEPTH):
         raise BadRequestBody(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise BadRequestBody(
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"

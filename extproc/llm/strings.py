@@ -130,16 +130,19 @@ def sweep(
     clean_keys: set[str] | None = None,
     logprobs_apart: bool = True,
     structural_ok: set[tuple[str, object]] | None = None,
+    strict: bool = True,
 ) -> Swept:
     """Every string value and key of `document`, except those at `skip` and structural ones.
 
     `clean_keys` (a caller's memo of keys already scanned clean) leaves those keys out;
     `structural_ok` memoises shape checks already passed (a stream repeats the same id
-    and model in every event). StructureError for a structural field of the wrong shape.
+    and model in every event). StructureError for a structural field of the wrong shape;
+    not `strict` (a request, whose clients name things freely), such a value is not
+    exempt but reported to be scanned like any other string.
     """
     out = Swept()
     _walk(document, (), (), frozenset(skip) if not isinstance(skip, (set, frozenset)) else skip,
-          out, clean_keys, logprobs_apart, structural_ok)
+          out, clean_keys, logprobs_apart, structural_ok, strict)
     return out
 
 
@@ -171,6 +174,7 @@ def _walk(
     clean_keys: set[str] | None,
     logprobs_apart: bool,
     structural_ok: set[tuple[str, object]] | None,
+    strict: bool = True,
 ) -> None:
     if isinstance(node, str):
         if path not in skip:
@@ -186,6 +190,11 @@ def _walk(
                     memo = (key, value) if isinstance(value, (str, int)) else None
                     if memo is not None and memo in structural_ok:
                         continue
+                if not check(value) and not strict:
+                    if isinstance(value, (str, dict, list)):
+                        _walk(value, (*path, key), (*channel, key), skip, out, clean_keys,
+                              logprobs_apart, structural_ok, strict)
+                    continue
                 if not check(value):
                     where = ".".join(str(p) for p in (*path, key))
                     raise StructureError(
@@ -201,13 +210,13 @@ def _walk(
                 continue
             if isinstance(value, (str, dict, list)):
                 _walk(value, (*path, key), (*channel, key), skip, out, clean_keys,
-                      logprobs_apart, structural_ok)
+                      logprobs_apart, structural_ok, strict)
         return
     if isinstance(node, list):
         for position, value in enumerate(node):
             if isinstance(value, (str, dict, list)):
                 _walk(value, (*path, position), (*channel, _place(value)), skip, out,
-                      clean_keys, logprobs_apart, structural_ok)
+                      clean_keys, logprobs_apart, structural_ok, strict)
 
 
 def _place(element: object) -> str | int:
