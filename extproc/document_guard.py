@@ -22,13 +22,13 @@ body when something was redacted (a redacted key is renamed in place).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from extproc.audit import FindingRecord, match_hash
 from extproc.json_scan import JsonTextScan
 from extproc.llm.base import JsonPath, Locator, TextPart, dump_json, replace_values
-from extproc.llm.strings import sweep
+from extproc.llm.strings import shown_key, sweep
 from extproc.scan_plan import BLOCK, REDACT, ScanPlan
 from extproc.scanner import Finding
 
@@ -56,11 +56,15 @@ class KeyCollision(ValueError):
     """A redacted key would replace a sibling key: the document cannot be rewritten."""
 
 
-def locator_name(locator: Locator) -> str:
-    """`("messages", 1, "content")` -> `messages[1].content`, for logs and messages."""
+def locator_name(locator: Locator, flagged: Collection[str] = ()) -> str:
+    """`("messages", 1, "content")` -> `messages[1].content`, for logs and messages.
+
+    A key that is not a plain field name, or that matched a rule, shows as `*`.
+    """
     out = ""
     for key in locator:
-        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+        shown = shown_key(key, flagged)
+        out += f"[{key}]" if isinstance(key, int) else (f".{shown}" if out else shown)
     return out
 
 
@@ -106,8 +110,7 @@ class _Judge:
     def __init__(self, plan: ScanPlan, direction: str) -> None:
         self.plan = plan
         self.direction = direction
-        self.findings: list[FindingRecord] = []
-        self.blocked_by: FindingRecord | None = None
+        self._found: list[tuple[JsonPath, str, Finding, bool]] = []  # path, text, finding, key
         self.replacements: dict[Locator, object] = {}
         self.renamed: dict[JsonPath, str] = {}
         actions = plan.actions
@@ -115,10 +118,16 @@ class _Judge:
         self._blocking = frozenset(k for k, v in actions.items() if v == BLOCK)
 
     def verdict(self) -> DocumentVerdict:
+        # Records are named at the end, when every key that matched a rule is known: a
+        # path through such a key must not show it.
+        flagged = {path[-1] for path, _, _, key in self._found if key and isinstance(path[-1], str)}
+        records = [self._record(path, matched, finding, flagged)
+                   for path, matched, finding, _ in self._found]
+        blocked = next((r for r in records if r.action == BLOCK), None)
         return DocumentVerdict(
-            tuple(self.findings), self.blocked_by,
-            {} if self.blocked_by else self.replacements,
-            {} if self.blocked_by else self.renamed,
+            tuple(records), blocked,
+            {} if blocked else self.replacements,
+            {} if blocked else self.renamed,
         )
 
     def scan(
@@ -129,13 +138,12 @@ class _Judge:
             else self.plan.stream()
         data = text.encode("utf-8", "surrogatepass")
         released, found = stream.feed(data)
-        records = [self._record(path, stream.text_of(f), f) for f in found]
+        hits = [(path, stream.text_of(f), f, key) for f in found]
         tail, more = stream.finish()
-        records += [self._record(path, stream.text_of(f), f) for f in more]
-        for record in records:
-            self.findings.append(record)
-            if record.action == BLOCK:
-                self.blocked_by = record
+        hits += [(path, stream.text_of(f), f, key) for f in more]
+        for hit in hits:
+            self._found.append(hit)
+            if self.plan.action_for(hit[2]) == BLOCK:
                 return True
         new = (released + tail).decode("utf-8", "surrogatepass")
         if new != text:
@@ -145,9 +153,11 @@ class _Judge:
                 self.replacements[path] = new
         return False
 
-    def _record(self, path: JsonPath, matched: str, finding: Finding) -> FindingRecord:
+    def _record(
+        self, path: JsonPath, matched: str, finding: Finding, flagged: Collection[str]
+    ) -> FindingRecord:
         return FindingRecord(
-            self.direction, locator_name(path), finding.scanner, finding.rule,
+            self.direction, locator_name(path, flagged), finding.scanner, finding.rule,
             self.plan.action_for(finding), finding.start, finding.end, match_hash(matched),
         )
 

@@ -31,6 +31,7 @@ _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r"
 _PLAIN_RUN = re.compile(r'[^"\\]+')
 _STRUCTURE_RUN = re.compile(r"[\s{}\[\],:0-9.eE+\-truefalsn]+")
 _HEX4 = re.compile(r"[0-9a-fA-F]{4}")
+_WORD_TAIL = re.compile(r"[0-9A-Za-z+\-.]+$")
 REPLACEMENT = "\ufffd"
 RAW = -1  # the string number of raw (non-JSON) segments
 SEPARATOR = -2  # the string number of the break read between two strings
@@ -58,7 +59,8 @@ class Segment:
 class JsonStringDecoder:
     """Source pieces in, decoded string segments out; offsets count from the first piece."""
 
-    __slots__ = ("_buffer", "_buffer_start", "_high", "_in_string", "_raw", "_strings")
+    __slots__ = ("_buffer", "_buffer_start", "_high", "_in_string", "_raw", "_strings", "_word",
+                 "_word_start")
 
     def __init__(self) -> None:
         self._buffer = ""  # source not yet consumed (an escape cut by the piece end)
@@ -67,6 +69,10 @@ class JsonStringDecoder:
         self._raw = False
         self._strings = 0  # strings opened so far
         self._high: tuple[int, int] | None = None  # a high surrogate escape: (code, start)
+        # Letters and digits just read as structure (`true`, `1e5`): if the text turns out
+        # not to be JSON, they are the start of the raw text and must be scanned with it.
+        self._word = ""
+        self._word_start = 0
 
     @property
     def raw(self) -> bool:
@@ -77,6 +83,8 @@ class JsonStringDecoder:
         """Source offset from which nothing is decoded yet (a cut escape, a high surrogate)."""
         if self._high is not None:
             return self._high[1]
+        if self._word:
+            return self._word_start  # may yet be the start of raw text
         return self._buffer_start
 
     def feed(self, piece: str) -> list[Segment]:
@@ -87,14 +95,24 @@ class JsonStringDecoder:
         while i < n:
             if self._raw:
                 self._flush_high(out)
-                out.append(Segment(text[i:], base + i, base + n, RAW))
+                out.append(Segment(self._word + text[i:], base + i - len(self._word), base + n,
+                                   RAW))
+                self._word = ""
                 i = n
                 break
             if not self._in_string:
                 run = _STRUCTURE_RUN.match(text, i)
                 if run is not None:
+                    word = _WORD_TAIL.search(run.group())
+                    if word is None:
+                        self._word = ""
+                    elif word.start() == 0 and self._word_start + len(self._word) == base + i:
+                        self._word += word.group()  # the word goes on from the last piece
+                    else:
+                        self._word, self._word_start = word.group(), base + i + word.start()
                     i = run.end()
                     continue
+                self._word = "" if text[i] == '"' else self._word
                 if text[i] == '"':
                     self._in_string = True
                     self._strings += 1

@@ -46,7 +46,7 @@ from extproc.llm.base import (
     replace_values,
     rewrite_stream_event,
 )
-from extproc.llm.strings import Found, StructureError, check_structural, sweep
+from extproc.llm.strings import Found, StructureError, check_structural, shown_key, sweep
 from extproc.scan_plan import BLOCK, REDACT, ScanPlan
 from extproc.scanner import Finding
 from extproc.sse import SseError, SseEvent, SseParser, serialize
@@ -437,7 +437,8 @@ class SseGuard:
         released, found = scanner.finish() if final else scanner.feed(data)
         for finding in found:
             record = FindingRecord(
-                "response", "/".join(map(str, name)), finding.scanner, finding.rule,
+                "response", "/".join(shown_key(part) for part in name), finding.scanner,
+                finding.rule,
                 self.plan.action_for(finding), finding.start, finding.end,
                 match_hash(scanner.text_of(finding)),
             )

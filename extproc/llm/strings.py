@@ -232,6 +232,20 @@ def _place(element: object) -> str | int:
     return "*"
 
 
+_FIELD_NAME = re.compile(r"[a-z_#=;.]{1,40}")
+
+
+def shown_key(key: str | int, flagged: Collection[str] = ()) -> str:
+    """A path component as logs and error messages may show it.
+
+    API field names are short lowercase words; a key that is not one (it could be a
+    secret, which a record must never quote) or that matched a rule shows as ``*``.
+    """
+    if isinstance(key, int):
+        return str(key)
+    return key if _FIELD_NAME.fullmatch(key) and key not in flagged else "*"
+
+
 def strings_of(value: object) -> list[str]:
     """Every string value and key under `value`, in document order (no exemptions)."""
     found: list[str] = []

@@ -148,7 +148,8 @@ def hidden_text(draw: st.DrawFn, secret: str, *, json_doc: bool) -> str:
         f"\\u{ord(ch):04x}" if draw(st.booleans()) else ch for ch in secret
     )
     key = draw(st.sampled_from(["note", "k", "a\\nb"]))
-    return '{"%s": "%s%s%s", "n": [1, true]}' % (key, before, spelled, after.replace("\n", "\\n"))
+    tail = after.replace("\n", "\\n")
+    return f'{{"{key}": "{before}{spelled}{tail}", "n": [1, true]}}'
 
 
 def split(text: str, rng: random.Random, most: int) -> list[str]:
@@ -206,7 +207,8 @@ def anthropic_events(place: str, pieces: list[str]) -> list[bytes]:
              "thinking": ("thinking", "thinking_delta", "thinking"),
              "tool_arguments": ("tool", "input_json_delta", "partial_json"),
              "citations": ("text", "citations_delta", None), "unknown": ("text", "x_delta", "x"),
-             "stop_sequence": ("text", "text_delta", "text")}
+             "stop_sequence": ("text", "text_delta", "text"),
+             "tool_start": ("tool", "input_json_delta", "partial_json")}
     block_kind, delta_type, key = kinds[place]
     out = [ev({"type": "message_start", "message": {
         "id": "msg_1", "type": "message", "role": "assistant", "model": "claude", "content": [],
@@ -216,6 +218,8 @@ def anthropic_events(place: str, pieces: list[str]) -> list[bytes]:
     rest = pieces
     if place == "opening":
         start["text"], rest = pieces[0], pieces[1:]
+    if place == "tool_start":
+        start["input"], rest = {"q": {"deep": ["".join(pieces)]}}, []
     out.append(ev({"type": "content_block_start", "index": 0, "content_block": start}))
     if place != "stop_sequence":
         for piece in rest:
@@ -295,7 +299,7 @@ STREAMS = {
                                  "key", "error"]),
     "anthropic": (ANTHROPIC, anthropic_events, ["text", "opening", "thinking",
                                                 "tool_arguments", "citations", "unknown",
-                                                "stop_sequence"]),
+                                                "stop_sequence", "tool_start"]),
     "responses": (RESPONSES, responses_events, ["text", "opening", "annotation", "reasoning",
                                                 "tool_arguments", "unknown"]),
 }
@@ -308,7 +312,7 @@ def streams(draw: st.DrawFn, api: str) -> tuple:
     secret = draw(st.sampled_from(SECRETS))
     text = draw(hidden_text(secret, json_doc=place == "tool_arguments"))
     rng = random.Random(draw(st.integers(0, 2**32)))
-    whole = place in ("key", "error", "stop_sequence", "annotation")
+    whole = place in ("key", "error", "stop_sequence", "annotation", "tool_start")
     pieces = [text] if whole else split(text, rng, draw(st.integers(1, 8)))
     if place == "opening" and len(pieces) < 2:
         pieces = split(text, rng, 1)
@@ -325,7 +329,7 @@ def run_guard(provider, action: str, chunks: list[bytes]) -> bytes:
 
 
 def check_stream(case: tuple, action: str) -> None:
-    provider, chunks, secret, place = case
+    provider, chunks, secret, _place = case
     released = run_guard(provider, action, chunks)
     assert_no_leak(released, secret)
 
@@ -454,3 +458,106 @@ def test_no_request_lets_the_upstream_reassemble_a_secret(case: tuple, action: s
     assert sent is not None
     assert secret.encode() not in sent
     check_documents([json.loads(sent)], secret)
+
+
+# --- non-streamed answers ------------------------------------------------------------------
+
+ANSWER_POLICY = POLICY.replace("request:", "response:")
+
+
+def answer_body(api: str, place: str, text: str) -> dict:
+    if api == "chat":
+        message: dict = {"role": "assistant", "content": "ok"}
+        choice: dict = {"index": 0, "finish_reason": "stop", "message": message}
+        if place == "content":
+            message["content"] = text
+        elif place == "reasoning":
+            message["reasoning_content"] = text
+        elif place == "tool_arguments":
+            message["tool_calls"] = [{"id": "call_1", "type": "function",
+                                      "function": {"name": "f", "arguments": text}}]
+        elif place == "annotations":
+            message["annotations"] = [{"type": "url_citation",
+                                       "url_citation": {"title": text, "url": "https://e"}}]
+        elif place == "logprobs":
+            choice["logprobs"] = {"content": [{"token": t, "logprob": -1.0, "bytes": None,
+                                               "top_logprobs": []} for t in split(
+                                                   text, random.Random(len(text)), 4)]}
+        elif place == "unknown":
+            choice["x_extra"] = {"deep": [text]}
+        elif place == "key":
+            message["x"] = {text: 1}
+        return {"id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+                "choices": [choice]}
+    if api == "responses":
+        item: dict = {"id": "msg_1", "type": "message", "status": "completed",
+                      "role": "assistant", "content": [{"type": "output_text", "text": "ok",
+                                                        "annotations": []}]}
+        if place == "content":
+            item["content"][0]["text"] = text
+        elif place == "reasoning":
+            item = {"id": "rs_1", "type": "reasoning", "summary": [
+                {"type": "summary_text", "text": text}]}
+        elif place == "tool_arguments":
+            item = {"id": "fc_1", "type": "function_call", "call_id": "c", "name": "f",
+                    "arguments": text, "status": "completed"}
+        elif place == "annotations":
+            item["content"][0]["annotations"] = [{"type": "url_citation", "title": text,
+                                                  "url": "https://e"}]
+        elif place in ("unknown", "logprobs"):
+            item["x_extra"] = [text]
+        elif place == "key":
+            item["x"] = {text: 1}
+        return {"id": "resp_1", "object": "response", "created_at": 1, "status": "completed",
+                "model": "gpt-4o", "output": [item]}
+    block: dict = {"type": "text", "text": "ok"}
+    if place == "content":
+        block["text"] = text
+    elif place == "reasoning":
+        block = {"type": "thinking", "thinking": text, "signature": "c2ln"}
+    elif place == "tool_arguments":
+        block = {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"q": [text]}}
+    elif place == "annotations":
+        block["citations"] = [{"type": "char_location", "cited_text": text}]
+    elif place in ("unknown", "logprobs"):
+        block["x_extra"] = text
+    elif place == "key":
+        block["x"] = {text: 1}
+    return {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
+            "content": [block], "stop_reason": "end_turn", "stop_sequence": None}
+
+
+ANSWER_PLACES = ["content", "reasoning", "tool_arguments", "annotations", "logprobs", "unknown",
+                 "key"]
+
+
+@st.composite
+def answers(draw: st.DrawFn) -> tuple[str, dict, str]:
+    api = draw(st.sampled_from(sorted(PATHS)))
+    place = draw(st.sampled_from(ANSWER_PLACES))
+    secret = draw(st.sampled_from(SECRETS))
+    json_doc = place == "tool_arguments" and api != "anthropic"
+    text = draw(hidden_text(secret, json_doc=json_doc))
+    return api, answer_body(api, place, text), secret
+
+
+@SETTINGS
+@given(case=answers(), action=st.sampled_from(["redact", "block"]))
+def test_no_whole_answer_lets_a_client_reassemble_a_secret(case: tuple, action: str) -> None:
+    api, body, secret = case
+    exchange = Exchange(parse_policy(ANSWER_POLICY % action, "p.yaml"))
+    exchange.receive(HeadersEvent(Direction.REQUEST, ((":method", "POST"), (":path", PATHS[api]),
+                                                      ("content-type", "application/json")),
+                                  False, {"connection.uri_san_peer_certificate": PEER}))
+    exchange.receive(BodyEvent(Direction.REQUEST, b'{"model": "gpt-4o", "messages": []}', True))
+    actions = exchange.receive(HeadersEvent(Direction.RESPONSE, (
+        (":status", "200"), ("content-type", "application/json")), False, {}))
+    actions += exchange.receive(BodyEvent(Direction.RESPONSE, json.dumps(body).encode(), True))
+    refused = [a for a in actions if isinstance(a, Respond)]
+    if refused:
+        # Blocked (logprobs that alone spell a secret are withheld instead, under block too).
+        assert action == "block" and secret not in refused[0].body.decode()
+        return
+    out = b"".join(a.chunk for a in actions if isinstance(a, StreamBody))
+    assert secret.encode() not in out
+    check_documents([json.loads(out)], secret)
