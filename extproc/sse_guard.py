@@ -14,6 +14,13 @@ channel is flushed, so the client never sees text after its channel ended.
 Keep-alives (comments, Anthropic `ping`) pass at once and do not flush, so a
 match split around a ping is still found.
 
+Every string of an event is scanned, not just the adapter's deltas: the sweep
+(`extproc.llm.strings`) finds the rest, each on a channel named by its JSON path
+in a delta event, whole in a boundary event; keys once per stream. Channels whose
+text is a JSON document are read decoded (`JsonTextScan`). `logprobs` go out only
+beside text released unchanged with nothing held, and only when consistent with it;
+otherwise they are null, so held or rewritten text has one way out.
+
 On a `block` finding the client gets the text before the match, then the
 provider's in-band error event and terminator; nothing more is read out. A
 malformed event, invalid JSON or invalid UTF-8 ends the stream the same way

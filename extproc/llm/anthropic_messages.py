@@ -5,13 +5,18 @@ Text the scanner sees:
 - request (``request_texts``): ``system`` (a string or text blocks); each message's
   ``content`` (a string or blocks): ``text`` blocks, every string inside a ``tool_use``
   block's ``input`` object (kind ``tool_arguments``), ``tool_result`` content (a string
-  or text blocks), and plain-text ``document`` sources. ``thinking`` blocks are not
-  scanned: they carry a signature the API checks, so they could not be redacted anyway.
+  or text blocks), and plain-text ``document`` sources. Every other string (thinking
+  blocks included) is swept by `extproc.document_guard`.
 - stream (``read_event``), one channel per content block index:
   ``("text", index)`` for ``text_delta`` and ``("tool_input", index)`` for
   ``input_json_delta`` (the tool input's JSON source, in pieces). A text block's
-  ``content_block_start`` carries its initial ``text`` (normally "") as a snapshot.
-  Thinking, signature and citation deltas are passed through unscanned.
+  ``("thinking", index)`` for ``thinking_delta``. A text or thinking block's
+  ``content_block_start`` carries its initial text (normally "") as a delta of the
+  same channel, so text split between the opening event and the first delta is read
+  whole. Signature, citation and unknown deltas are left to the guard's sweep, which
+  scans every string the adapter does not name. A missing or non-integer ``index``,
+  and a ``type`` missing or different from the SSE ``event:`` name, raise
+  BadResponseBody: the stream fails closed.
 - non-streamed response (``response_texts``): ``content[]`` text blocks and string
   leaves of ``tool_use`` inputs.
 

@@ -5,11 +5,14 @@ Text the scanner sees:
 - request (``request_texts``): every message's ``content`` (a string, or ``text`` /
   ``refusal`` parts), an assistant's ``refusal``, the ``function.arguments`` of each
   ``tool_calls`` entry and of a legacy ``function_call`` in history, tool results
-  (``role: tool`` content). Images, audio and files are not text and are not scanned.
-- stream (``read_event``), one channel per growing text:
-  ``("content", choice)``, ``("refusal", choice)``,
-  ``("tool_arguments", choice, tool_call_index)``, ``("function_call", choice)``.
-  Choice and tool call numbers are the ``index`` fields, not list positions.
+  (``role: tool`` content). Every other string (image URLs, tool descriptions,
+  ``metadata``, ``user`` ...) is swept by `extproc.document_guard`.
+- stream (``read_event``), one channel per growing text: ``(key, choice)`` for every
+  string of a delta but its ``role`` (``content``, ``refusal``, ``reasoning_content``,
+  ``reasoning`` ...), ``("tool_arguments", choice, tool_call_index)`` and
+  ``("function_call", choice)`` (JSON documents, scanned decoded). Choice and tool call
+  numbers are the ``index`` fields, which must be non-negative integers: anything
+  else raises BadResponseBody. Every other string is left to the guard's sweep.
 - non-streamed response (``response_texts``): ``choices[].message`` likewise.
 
 ``data: [DONE]`` is the terminal event. ``usage`` (``prompt_tokens``,

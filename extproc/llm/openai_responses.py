@@ -12,6 +12,11 @@ Text the scanner sees:
   ``("refusal", output_index, content_index)`` for ``response.refusal.delta``,
   ``("arguments", output_index)`` for ``response.function_call_arguments.delta``,
   ``("custom_input", output_index)`` for ``response.custom_tool_call_input.delta``.
+  The text of ``content_part.added`` and ``output_item.added`` opens the channel
+  (a delta); other ``.delta`` events (reasoning, transcripts ...) are marked streaming
+  and their strings swept onto channels of their own. A ``type`` missing or unlike
+  the SSE ``event:`` name, or a position that is not a non-negative integer, raises
+  BadResponseBody.
 - non-streamed response (``response_texts``): ``output[]`` message text and refusal
   parts, function call arguments, custom tool input, with locators under ``output``.
 
@@ -19,7 +24,8 @@ Text the scanner sees:
 (``response.output_text.done``, ``response.function_call_arguments.done`` ...),
 ``response.content_part.added/done``, ``response.output_item.added/done``, and the
 ``response`` object of ``response.created``/``in_progress``/``completed``/``failed``/
-``incomplete``. They are reported as ``StreamEvent.snapshots`` on the same channels,
+``incomplete``. They (the ``.added`` events excepted) are reported as
+``StreamEvent.snapshots`` on the same channels,
 and must be rewritten to the released (redacted) text, or the original text leaks.
 
 Usage: ``response.usage`` (``input_tokens``, ``output_tokens``) on ``response.completed``

@@ -40,7 +40,7 @@ from extproc.sse_guard import SseGuard
 from extproc.stream import Exchange
 from mesh.policy import ScanRule, parse_policy
 
-EXAMPLES = 200
+EXAMPLES = 300
 SECRETS = ("AKIAQ3EGUKZW5XYT7M2P", "ghp_R8mQ2vX7kL4pZ9wT1yB6nC3dF5gH0jK2sA7e")
 CHAT, RESPONSES, ANTHROPIC = PROVIDERS
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
