@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from extproc.audit import FindingRecord, match_hash
+from extproc.document_guard import all_clean
 from extproc.json_scan import JsonTextScan
 from extproc.llm.base import (
     BadResponseBody,
@@ -265,10 +266,13 @@ class SseGuard:
         skip = {path for paths in view.paths.values() for path in paths}
         swept = sweep(view.payload, skip, clean_keys=self._clean_keys,
                       structural_ok=self._structural_ok)
-        fields: list[Found] = []
+        fields = [found for found in swept.strings if not found.key]
+        keys = {found.text for found in swept.strings if found.key}
+        if keys and all_clean(self.plan, keys):
+            self._clean_keys.update(keys)
+            return fields, swept.logprobs
         for found in swept.strings:
             if not found.key:
-                fields.append(found)
                 continue
             released = self._scan_whole(("#key", *found.channel_path[1:]), found.text)
             if self._ended:
