@@ -275,3 +275,14 @@ def test_a_non_streamed_answers_logprobs_are_withheld_when_its_text_changed() ->
     assert choice["message"] == {"role": "assistant", "content": f"k {REDACTED}",
                                  "reasoning_content": f"r {REDACTED}"}
     assert choice["logprobs"] is None
+
+
+def test_a_swept_fields_held_tail_goes_out_before_the_boundary_in_a_copy_of_its_event() -> None:
+    events = [chat({"content": "", "x_note": {"text": "hello AKIA"}}),
+              chat({}, finish_reason="stop")]
+    payloads, _ = released(CHAT, events)
+    assert joined(payloads, "choices", 0, "delta", "x_note", "text") == "hello AKIA"
+    finish = [i for i, p in enumerate(payloads) if p["choices"][0]["finish_reason"] == "stop"]
+    tails = [i for i, p in enumerate(payloads)
+             if "AKIA" in json.dumps(p["choices"][0]["delta"])]
+    assert tails and finish and max(tails) < finish[0]
