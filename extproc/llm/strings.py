@@ -32,7 +32,7 @@ _MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}")
 _WORD = re.compile(r"[a-z][a-z_]{0,39}")
 _FINGERPRINT = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_PADDING = re.compile(r"[A-Za-z0-9+/=_-]{0,64}")
+_PADDING = re.compile(r"[A-Za-z0-9+/=_-]{0,512}")
 
 
 def _matches(pattern: re.Pattern[str], nullable: bool = False) -> Callable[[object], bool]:

@@ -18,8 +18,9 @@ may show the secret:
 - all non-structural strings of the stream joined in order (pieces spread over
   successive fields).
 
-Redact and block, request and response. The example count is `EXAMPLES` per test
-(see the module's tests); the whole file runs in about a minute on a quiet machine.
+Redact and block, request and response: eight tests of `EXAMPLES` (1,000) cases each,
+8,000 in all, about 20 s on this 2-core machine. A run with 3,000 per test (24,000
+cases) passed too; the same file fails at once on the code before issue 11.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from extproc.sse_guard import SseGuard
 from extproc.stream import Exchange
 from mesh.policy import ScanRule, parse_policy
 
-EXAMPLES = 300
+EXAMPLES = 1000
 SECRETS = ("AKIAQ3EGUKZW5XYT7M2P", "ghp_R8mQ2vX7kL4pZ9wT1yB6nC3dF5gH0jK2sA7e")
 CHAT, RESPONSES, ANTHROPIC = PROVIDERS
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
