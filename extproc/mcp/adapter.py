@@ -9,7 +9,7 @@ style of the LLM provider adapters:
   `structuredContent`), the tools of a `tools/list` result and the strings of
   each tool's definition (description, schemas, annotations), which are the
   surface of tool poisoning.
-Locators are JSON paths from the message root, so `replace_strings` rewrites
+Locators are JSON paths from the message root, so `replace_values` rewrites
 a message in place and it stays a valid JSON-RPC message.
 """
 
@@ -78,13 +78,21 @@ def header_mismatch(headers: Headers, message: JsonRpcMessage) -> str | None:
     return None
 
 
+def _json_aware(parts: list[TextPart]) -> list[TextPart]:
+    """A string that opens like a JSON document is read decoded, as its reader will read it."""
+    return [
+        TextPart(p.locator, p.text, p.kind, json=True) if p.text.lstrip()[:1] in ("{", "[") else p
+        for p in parts
+    ]
+
+
 def argument_texts(message: JsonRpcMessage) -> list[TextPart]:
     """Every string in a `tools/call`'s arguments (the values, at any depth)."""
     out: list[TextPart] = []
     if message.method == TOOLS_CALL:
         arguments = message.params.get("arguments")
         strings_under(arguments, ("params", "arguments"), "tool_arguments", out)
-    return out
+    return _json_aware(out)
 
 
 def result_texts(message: JsonRpcMessage) -> list[TextPart]:
@@ -97,14 +105,14 @@ def result_texts(message: JsonRpcMessage) -> list[TextPart]:
     for key, value in result.items():
         if key != "_meta":
             strings_under(value, ("result", key), "tool_result", out)
-    return out
+    return _json_aware(out)
 
 
 def notification_texts(message: JsonRpcMessage) -> list[TextPart]:
     """The strings a server notification or request carries (progress messages, logs)."""
     out: list[TextPart] = []
     strings_under(message.document.get("params"), ("params",), "notification", out)
-    return out
+    return _json_aware(out)
 
 
 def listed_tools(message: JsonRpcMessage) -> list[tuple[int, Mapping[str, object]]]:
@@ -122,4 +130,4 @@ def definition_texts(index: int, tool: Mapping[str, object]) -> list[TextPart]:
     for key in ("title", "description", "inputSchema", "outputSchema", "annotations"):
         if key in tool:
             strings_under(tool[key], ("result", "tools", index, key), "tool_definition", out)
-    return out
+    return _json_aware(out)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from extproc.audit import FindingRecord
 from extproc.document_guard import judge_document
 from extproc.events import Headers
-from extproc.llm.base import BadResponseBody, TextPart, parse_response_json, replace_strings
+from extproc.llm.base import BadResponseBody, TextPart, parse_response_json, replace_values
 from extproc.mcp.adapter import (
     TOOLS_CALL,
     TOOLS_LIST,
@@ -166,7 +166,7 @@ class McpCall:
             )
             return McpRequestVerdict(self._refusal(message, reason, self.workload or ""))
         if verdict.changed:
-            document = replace_strings(message.document, verdict.replacements)
+            document = replace_values(message.document, verdict.replacements)
             return McpRequestVerdict(body=dump_message(document))
         return McpRequestVerdict()
 
@@ -234,7 +234,7 @@ class McpCall:
             data = {"rule": self.workload or "", "verdict": "block"}
             return error_document(message.id, REFUSED_BY_POLICY, f"weir: {reason}", data)
         if verdict.changed:
-            return replace_strings(message.document, verdict.replacements)
+            return replace_values(message.document, verdict.replacements)
         return message.document
 
     def _filter_tools(self, message: JsonRpcMessage) -> object:
@@ -269,7 +269,7 @@ class McpCall:
                 if verdict.changed:
                     # Locators run from the message root: rewrite a one-tool document.
                     probe = {"result": {"tools": {index: definition}}}
-                    rewritten = replace_strings(probe, verdict.replacements)
+                    rewritten = replace_values(probe, verdict.replacements)
                     assert isinstance(rewritten, dict)
                     keep.append(rewritten["result"]["tools"][index])
                     changed = True

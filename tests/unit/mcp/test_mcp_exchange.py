@@ -425,3 +425,11 @@ def test_a_bad_mcp_path_is_refused_at_load():
     with pytest.raises(PolicyError) as info:
         parse_policy("trustDomain: cluster.local\nmcpPaths: ['mcp']\n", "p.yaml")
     assert info.value.path == "mcpPaths[0]"
+
+
+def test_a_secret_escaped_inside_a_json_string_argument_is_still_blocked():
+    # The tool reads the argument with json.loads: \u0041 is an "A" to it.
+    inner = '{"token": "\\u0041' + AWS_KEY[1:] + '"}'
+    exchange = Exchange(policy())
+    actions = send(exchange, call("search_docs", {"payload": inner}))
+    assert isinstance(actions[0], Respond) and actions[0].status == 403
