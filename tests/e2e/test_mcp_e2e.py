@@ -14,6 +14,7 @@ import re
 import socket
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,3 +209,31 @@ async def test_the_decision_log_names_server_method_tool_and_decision(mcp_mesh: 
     record = hits[-1]
     assert record["mcp_method"] == "tools/call" and record["verdict"] == "deny"
     assert record["mcp_server"] == "127.0.0.1"
+
+
+async def test_the_inventory_lists_the_mcp_server_and_tools_per_workload(
+    mcp_mesh: McpSandbox,
+) -> None:
+    await with_client(
+        mcp_mesh, "auto", "checkout", lambda c: c.call_tool("search_docs", {"query": "a"})
+    )
+    with pytest.raises(MCPError):
+        await with_client(
+            mcp_mesh, "auto", "checkout", lambda c: c.call_tool("delete_repo", {"name": "x"})
+        )
+    identity = f"spiffe://{TRUST_DOMAIN}/ns/payments/sa/checkout"
+    deadline = time.monotonic() + 10
+    uses: dict[str | None, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(mcp_mesh.weir_admin_url("/inventory"), timeout=5) as reply:
+            inventory = json.load(reply)
+        [workload] = [w for w in inventory["workloads"] if w["identity"] == identity]
+        uses = {use["tool"]: use for use in workload["mcp"] if use["mcpServer"] == "127.0.0.1"}
+        if "delete_repo" in uses and "search_docs" in uses:
+            break
+        time.sleep(0.1)
+    assert uses["search_docs"]["calls"] >= 1 and uses["search_docs"]["decisions"].get("allow")
+    assert uses["delete_repo"]["decisions"].get("deny")
+    assert uses["search_docs"]["firstSeen"] <= uses["search_docs"]["lastSeen"]
+    # An MCP server is not an AI provider host: it stays out of `authorities`.
+    assert all(a["authority"] != "127.0.0.1" or a["providers"] for a in inventory["authorities"])
