@@ -79,6 +79,7 @@ from extproc.llm.base import (
     read_model_and_stream,
 )
 from extproc.llm.strings import StructureError
+from extproc.llm_tools import forbidden_tool
 from extproc.mcp.exchange import McpHooks
 from extproc.request_path import normalise_path
 from extproc.scan_plan import ScanPlan, plan_for
@@ -657,6 +658,11 @@ class Exchange(McpHooks):
             return [self._refuse(ErrorKind.PERMISSION_DENIED, decision.reason)]
 
         workload = decision.workload
+        # The tools it offers the model obey the workload's `tools` (extproc.llm_tools).
+        if workload is not None and workload.tool_rules.tools is not None:
+            forbidden = forbidden_tool(document, workload.name, workload.tool_rules)
+            if forbidden is not None and self._refuse_or_audit(forbidden):
+                return [self._refuse(ErrorKind.PERMISSION_DENIED, forbidden)]
         enforcing = self._policy.enforcing
         request_plan = plan_for(workload.request if workload else (), enforcing=enforcing)
         self._response_plan = plan_for(workload.response if workload else (), enforcing=enforcing)
