@@ -81,6 +81,7 @@ from extproc.llm.base import (
 from extproc.llm.strings import StructureError
 from extproc.llm_tools import forbidden_tool
 from extproc.mcp.exchange import McpHooks
+from extproc.mcp.pins import MemoryPinStore, PinStore
 from extproc.request_path import normalise_path
 from extproc.scan_plan import ScanPlan, plan_for
 from extproc.sse_guard import SseGuard, stream_error_events
@@ -146,6 +147,8 @@ class _Response(Enum):
 class ExchangeConfig:
     max_request_body: int = DEFAULT_MAX_REQUEST_BODY
     max_response_body: int = DEFAULT_MAX_RESPONSE_BODY
+    # MCP tool pins (extproc.mcp.pins), shared by every exchange of the process.
+    pins: PinStore = field(default_factory=MemoryPinStore)
 
 
 @dataclass(slots=True)

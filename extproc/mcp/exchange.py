@@ -85,6 +85,8 @@ class McpHooks:
             workload.name if workload is not None else None,
             workload.tool_rules if workload is not None else None,
             self._policy.enforcing,
+            pins=self._config.pins,
+            server=self.record.authority or "(unknown)",
         )
         record = self.record
         record.recognised_by = f"mcp-{recognised_by}"
@@ -275,6 +277,9 @@ class McpHooks:
         if call.withheld:
             self._settle(record.verdict, f"{record.reason}; withheld from tools/list: "
                          + ", ".join(call.withheld))
+        if call.drifted:
+            self._settle(record.verdict, f"{record.reason}; tool definitions drifted from their "
+                         "pins: " + ", ".join(call.drifted))
         if call.blocked is not None:
             self._settle("block", call.blocked)
         elif failure is not None:

@@ -24,6 +24,7 @@ blocked match ever leaves, however the stream is split.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from extproc.audit import FindingRecord
@@ -52,6 +53,7 @@ from extproc.mcp.jsonrpc import (
     message_of,
     parse_body,
 )
+from extproc.mcp.pins import PinCheck, PinStore, tool_digest
 from extproc.scan_plan import ScanPlan, plan_for
 from extproc.sse import SseError, SseEvent, SseParser, serialize
 from mesh.mcp_policy import ToolRules, decide_tool
@@ -93,10 +95,14 @@ class McpCall:
     workload: str | None
     rules: ToolRules | None
     enforcing: bool
+    # Tool pinning (extproc.mcp.pins): the store, and the server's identity in it.
+    pins: PinStore | None = None
+    server: str = ""
     message: JsonRpcMessage | None = None
     findings: list[FindingRecord] = field(default_factory=list)
     withheld: list[str] = field(default_factory=list)  # tools removed from a list, and why
     blocked: str | None = None  # why an answer was replaced with an error
+    drifted: list[str] = field(default_factory=list)  # tools whose definition drifted
     _request_plan: ScanPlan | None = None
     _response_plan: ScanPlan | None = None
 
@@ -119,6 +125,8 @@ class McpCall:
         """Whether the answer must be read: a list to filter or rules to apply."""
         if self._response_plan is not None:
             return True
+        if self.method == TOOLS_LIST and self.pins is not None and self.pinning != "off":
+            return True  # every listing is checked against the pins
         restricted = self.rules is not None and self.rules.tools is not None
         return restricted and self.method == TOOLS_LIST
 
@@ -153,6 +161,11 @@ class McpCall:
                 if not self.enforcing:
                     return McpRequestVerdict(audited=decision.reason)
                 return McpRequestVerdict(self._refusal(message, decision.reason, decision.rule))
+            pinned = self._pin_refusal(name)
+            if pinned is not None:
+                if not self.enforcing:
+                    return McpRequestVerdict(audited=pinned)
+                return McpRequestVerdict(self._refusal(message, pinned, self.workload or ""))
         plan = self._request_plan
         if plan is None:
             return McpRequestVerdict()
@@ -169,6 +182,25 @@ class McpCall:
             document = replace_values(message.document, verdict.replacements)
             return McpRequestVerdict(body=dump_message(document))
         return McpRequestVerdict()
+
+    @property
+    def pinning(self) -> str:
+        return self.rules.pinning if self.rules is not None else "audit"
+
+    def _pin_refusal(self, tool: str) -> str | None:
+        if self.pins is None or self.pinning == "off":
+            return None
+        return self.pins.refusal(self.server, tool, enforce_drift=self.pinning == "enforce")
+
+    def _pin(self, tool: str, definition: Mapping[str, object], *, poisoned: bool) -> bool:
+        """Record the definition; True when it drifted and `enforce` hides it."""
+        if self.pins is None or self.pinning == "off":
+            return False
+        check = self.pins.observe(self.server, tool, tool_digest(definition), poisoned=poisoned)
+        if check is not PinCheck.DRIFT:
+            return False
+        self.drifted.append(tool)
+        return self.pinning == "enforce" and self.enforcing
 
     def _refusal(self, message: JsonRpcMessage, reason: str, rule: str) -> McpRefusal:
         data = {"rule": rule, "verdict": "deny"}
@@ -258,9 +290,16 @@ class McpCall:
                 self.withheld.append(f"{name}: not in tools")
                 changed = True
                 continue
+            verdict = None
             if plan is not None:
                 verdict = judge_document(definition_texts(index, definition), plan, "response")
                 self.findings.extend(verdict.findings)
+            poisoned = verdict is not None and verdict.blocked_by is not None
+            if self._pin(name, definition, poisoned=poisoned):
+                self.withheld.append(f"{name}: drifted from its pin")
+                changed = True
+                continue
+            if verdict is not None:
                 if verdict.blocked_by is not None:
                     hit = verdict.blocked_by
                     self.withheld.append(f"{name}: poisoned ({hit.rule})")
