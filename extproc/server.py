@@ -359,6 +359,8 @@ class WeirServer:
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics_handler)
         app.router.add_get("/inventory", self._inventory_handler)
+        app.router.add_get("/mcp/pins", self._pins_handler)
+        app.router.add_post("/mcp/pins/accept", self._accept_handler)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, port = _split_host_port(self.config.admin_listen)
@@ -384,6 +386,27 @@ class WeirServer:
 
     async def _inventory_handler(self, _: web.Request) -> web.Response:
         return web.json_response(self.inventory.snapshot())
+
+    async def _pins_handler(self, _: web.Request) -> web.Response:
+        return web.json_response({"servers": self.config.exchange.pins.snapshot()})
+
+    async def _accept_handler(self, request: web.Request) -> web.Response:
+        """`{"server": ..., "tool": ...}`: the tool's definition served last becomes its pin."""
+        try:
+            body = await request.json()
+            server, tool = body["server"], body["tool"]
+            if not isinstance(server, str) or not isinstance(tool, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return web.json_response(
+                {"error": 'expected a JSON object {"server": "...", "tool": "..."}'}, status=400
+            )
+        if not self.config.exchange.pins.accept(server, tool):
+            return web.json_response(
+                {"error": f"no pin for tool '{tool}' of server '{server}'"}, status=404
+            )
+        log.info("mcp pin accepted: server %s tool %s", server, tool)
+        return web.json_response({"accepted": {"server": server, "tool": tool}})
 
     async def drain(self) -> None:
         """Stop taking new work at once; let in-flight streams finish within the grace.
