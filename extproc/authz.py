@@ -33,6 +33,7 @@ from extproc.metrics import Metrics
 from extproc.policy_store import PolicyStore
 from mesh.identity import PEER_CERTIFICATE, IdentityInputs, resolve_identity
 from mesh.policy import Policy
+from mesh.verdicts import Verdict
 from protos import wire
 
 log = logging.getLogger("weir.authz")
@@ -54,7 +55,7 @@ class AuthzVerdict:
     """One Check decision. ``status`` and ``body`` matter only when not ``allowed``."""
 
     allowed: bool
-    verdict: str  # allow, deny or audit (denied by policy, let through in audit mode)
+    verdict: Verdict  # allow, deny or audit (denied by policy, let through in audit mode)
     principal: str
     workload: str | None
     rule: str
@@ -77,7 +78,7 @@ def decide_check(policy: Policy, principal: str, path: str) -> AuthzVerdict:
         # Audit mode is a dry run: record the denial as "audit", change nothing.
         return AuthzVerdict(
             allowed=True,
-            verdict="allow" if decision.allowed else "audit",
+            verdict=Verdict.ALLOW if decision.allowed else Verdict.AUDIT,
             principal=identity.principal,
             workload=workload,
             rule=decision.rule,
@@ -86,7 +87,7 @@ def decide_check(policy: Policy, principal: str, path: str) -> AuthzVerdict:
     kind = ErrorKind.PERMISSION_DENIED
     return AuthzVerdict(
         allowed=False,
-        verdict="deny",
+        verdict=Verdict.DENY,
         principal=identity.principal,
         workload=workload,
         rule=decision.rule,
@@ -133,7 +134,7 @@ class Authorization(wire.AuthorizationServicer):  # type: ignore[misc]
         except Exception:
             # Fail closed with a gRPC error: Envoy (failure_mode_allow: false)
             # then denies the request, and this worker keeps serving.
-            self._metrics.authz_checks.labels("error", "none").inc()
+            self._metrics.authz_checks.labels(Verdict.ERROR, "none").inc()
             log.exception("internal error in an ext_authz Check, failing it closed")
             await context.abort(grpc.StatusCode.INTERNAL, "weir internal error")
             raise  # unreachable: abort raises; keeps type checkers honest

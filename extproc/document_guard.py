@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from extproc.audit import FindingRecord, match_hash
 from extproc.llm.base import Locator, TextPart
-from extproc.scan_plan import BLOCK, ScanPlan
+from extproc.scan_plan import ScanPlan
+from mesh.policy import format_path
+from mesh.verdicts import Action
 
 
 @dataclass(frozen=True)
@@ -27,13 +29,6 @@ class DocumentVerdict:
     def changed(self) -> bool:
         return bool(self.replacements)
 
-def locator_name(locator: Locator) -> str:
-    """`("messages", 1, "content")` -> `messages[1].content`, for logs and messages."""
-    out = ""
-    for key in locator:
-        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
-    return out
-
 def judge_document(
     parts: Sequence[TextPart], plan: ScanPlan, direction: str
 ) -> DocumentVerdict:
@@ -43,14 +38,14 @@ def judge_document(
         stream = plan.stream()
         released, found = stream.feed(part.text.encode("utf-8", "surrogatepass"))
         tail, more = stream.finish()
-        where = locator_name(part.locator)
+        where = format_path(part.locator)
         for finding in (*found, *more):
             record = FindingRecord(
                 direction, where, finding.scanner, finding.rule, plan.action_for(finding),
                 finding.start, finding.end, match_hash(part.text[finding.start : finding.end]),
             )
             findings.append(record)
-            if record.action == BLOCK:
+            if record.action == Action.BLOCK:
                 return DocumentVerdict(tuple(findings), record, {})
         text = (released + tail).decode("utf-8", "surrogatepass")
         if text != part.text:

@@ -33,6 +33,7 @@ from extproc.inventory import Inventory
 from extproc.metrics import Metrics
 from extproc.policy_store import PolicyStore
 from extproc.stream import Exchange, ExchangeConfig, ExchangeRecord, ProtocolError
+from mesh.verdicts import Verdict
 from protos import wire
 
 log = logging.getLogger("weir.server")
@@ -84,7 +85,7 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         request_iterator: AsyncIterator[wire.ProcessingRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[wire.ProcessingResponse]:
-        exchange = Exchange(self._store.current, self._config)
+        exchange = Exchange(self._store.current, self._config, self._store.plans)
         self._metrics.active_streams.inc()
         error: str | None = None
         finished = False
@@ -149,8 +150,8 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
             if error is not None and not (finished and error == "cancelled"):
                 self._metrics.stream_errors.labels(error).inc()
             if not finished:
-                if error is not None and exchange.record.verdict == "pending":
-                    exchange.record.verdict = "error"
+                if error is not None and exchange.record.verdict == Verdict.PENDING:
+                    exchange.record.verdict = Verdict.ERROR
                     exchange.record.reason = f"ext_proc stream ended: {error}"
                 self._finish(exchange.record)
 
@@ -322,6 +323,7 @@ class WeirServer:
             await self._grpc.stop(0)
         if self._admin is not None:
             await self._admin.cleanup()
+        self.store.close()
 
 
 async def serve(config: ServeConfig, warmups: Sequence[Callable[[], object]] = ()) -> int:

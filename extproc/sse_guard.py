@@ -31,9 +31,10 @@ from dataclasses import dataclass, field
 
 from extproc.audit import FindingRecord, match_hash
 from extproc.llm.base import BadResponseBody, Channel, ErrorKind, Provider, StreamEvent, Usage
-from extproc.scan_plan import BLOCK, ScanPlan
+from extproc.scan_plan import ScanPlan
 from extproc.scanner import StreamScanner
 from extproc.sse import SseError, SseEvent, SseParser, serialize
+from mesh.verdicts import Action
 
 # An upstream that invents thousands of choices or blocks would otherwise cost a
 # scanner each; no real response comes near this.
@@ -260,7 +261,7 @@ class SseGuard:
                 match_hash(scanner.text_of(finding)),
             )
             self.findings.append(record)
-            if record.action == BLOCK and self.blocked_by is None:
+            if record.action == Action.BLOCK and self.blocked_by is None:
                 self.blocked_by = record
                 self._ended = True
         text = released.decode("utf-8", "surrogatepass")

@@ -65,11 +65,12 @@ from extproc.llm.base import (
     parse_response_body,
     read_model_and_stream,
 )
-from extproc.scan_plan import ScanPlan, plan_for
+from extproc.scan_plan import PolicyPlans, ScanPlan, compile_plans
 from extproc.sse_guard import SseGuard, stream_error_events
 from extproc.usage_meter import UsageMeter
 from mesh.identity import Identity, IdentityInputs, resolve_identity
 from mesh.policy import Policy
+from mesh.verdicts import Verdict
 
 DEFAULT_MAX_REQUEST_BODY = 8 * 1024 * 1024
 # A non-streamed response is judged whole; past this size it cannot be, and an
@@ -124,8 +125,7 @@ class ExchangeRecord:
     provider: str | None = None
     model: str | None = None
     stream: bool | None = None
-    # allow | deny | audit (would have been denied, let through by `mode: audit`) | error
-    verdict: str = "pending"
+    verdict: Verdict = Verdict.PENDING  # see mesh.verdicts for what each one means
     rule: str | None = None
     reason: str = ""
     status: int | None = None
@@ -142,10 +142,19 @@ class ExchangeRecord:
 class Exchange:
     """The state of one ext_proc stream (one HTTP request and its response)."""
 
-    def __init__(self, policy: Policy, config: ExchangeConfig | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        config: ExchangeConfig | None = None,
+        plans: PolicyPlans | None = None,
+    ) -> None:
         # The policy is captured once: a reload mid-exchange must not change the
-        # rules halfway through one request.
+        # rules halfway through one request. The server passes the plans its
+        # PolicyStore compiled at load; without them they are compiled here, once.
         self._policy = policy
+        if plans is None or plans.digest != policy.digest:
+            plans = compile_plans(policy)
+        self._plans = plans
         self._config = config or ExchangeConfig()
         self._request = _Request.EXPECT_HEADERS
         self._response = _Response.EXPECT_HEADERS
@@ -223,7 +232,7 @@ class Exchange:
             prefix = b"" if meter.at_event_boundary else b"\n\n"
             self._response = _Response.ENDED_BY_WEIR
             self._meter = None
-            self._settle("error", reason)
+            self._settle(Verdict.ERROR, reason)
             ending = stream_error_events(self._provider, reason)
             return [StreamBody(RESPONSE, prefix + ending, True)]
         return []
@@ -261,7 +270,7 @@ class Exchange:
 
         if self._provider is None:
             # Not an LLM call Weir understands: identity was enough, bytes flow.
-            self._settle("allow", decision.reason)
+            self._settle(Verdict.ALLOW, decision.reason)
             self._request = _Request.DONE if event.end_of_stream else _Request.PASSTHROUGH_BODY
             return [ContinueHeaders(REQUEST)]
 
@@ -331,9 +340,8 @@ class Exchange:
             return [self._refuse(ErrorKind.PERMISSION_DENIED, decision.reason)]
 
         workload = decision.workload
-        enforcing = self._policy.enforcing
-        request_plan = plan_for(workload.request if workload else (), enforcing=enforcing)
-        self._response_plan = plan_for(workload.response if workload else (), enforcing=enforcing)
+        request_plan = self._plans.request(workload)
+        self._response_plan = self._plans.response(workload)
         headers = ContinueHeaders(
             REQUEST,
             # Never scan compressed bytes as text: ask the upstream for identity.
@@ -344,14 +352,14 @@ class Exchange:
             verdict = judge_document(parts, request_plan, "request")
             self.record.findings.extend(verdict.findings)
             if verdict.blocked_by is not None:
-                return [self._refuse_blocked("prompt", verdict.blocked_by, verdict="deny")]
+                return [self._refuse_blocked("prompt", verdict.blocked_by, verdict=Verdict.DENY)]
             if verdict.changed:
                 body = self._provider.rewrite_request(document, verdict.replacements)
                 headers = ContinueHeaders(
                     REQUEST, headers.set_headers, remove_headers=("content-length",)
                 )
-        if self.record.verdict == "pending":
-            self._settle("allow", decision.reason)
+        if self.record.verdict == Verdict.PENDING:
+            self._settle(Verdict.ALLOW, decision.reason)
         self._request = _Request.DONE
         return [headers, *_stream_chunks(REQUEST, body, end_of_stream)]
 
@@ -483,9 +491,15 @@ class Exchange:
         self._record_usage(guard.usage)
         if guard.blocked_by is not None:
             hit = guard.blocked_by
-            self._settle("block", f"response blocked: rule '{hit.rule}' ({hit.scanner})")
+            self._settle(Verdict.BLOCK, f"response blocked: rule '{hit.rule}' ({hit.scanner})")
         elif guard.failure is not None:
-            self._settle("error" if guard.ended else self.record.verdict, guard.failure)
+            if guard.terminated or self._response is _Response.ENDED_BY_WEIR:
+                self._settle(Verdict.ERROR, guard.failure)
+            else:
+                # Observing only (audit actions), the client received every byte
+                # unchanged; only Weir stopped reading. As on the JSON path, the verdict
+                # stands and the record says what went unscanned.
+                self.record.reason = f"not scanned: {guard.failure}"
 
     def _judge_response_body(self, *, end_of_stream: bool) -> list[Action]:
         assert self._provider is not None and self._response_plan is not None
@@ -505,7 +519,7 @@ class Exchange:
         verdict = judge_document(self._provider.response_texts(document), plan, "response")
         self.record.findings.extend(verdict.findings)
         if verdict.blocked_by is not None:
-            return [self._refuse_blocked("response", verdict.blocked_by, verdict="block")]
+            return [self._refuse_blocked("response", verdict.blocked_by, verdict=Verdict.BLOCK)]
         headers = ContinueHeaders(RESPONSE)
         if verdict.changed:
             body = self._provider.rewrite_response(document, verdict.replacements)
@@ -529,14 +543,14 @@ class Exchange:
         """True when the refusal must be enforced; in audit mode it is only recorded."""
         if self._policy.enforcing:
             return True
-        self._settle("audit", reason)
+        self._settle(Verdict.AUDIT, reason)
         return False
 
-    def _settle(self, verdict: str, reason: str) -> None:
+    def _settle(self, verdict: Verdict, reason: str) -> None:
         self.record.verdict = verdict
         self.record.reason = reason
 
-    def _refuse_blocked(self, what: str, hit: FindingRecord, *, verdict: str) -> Respond:
+    def _refuse_blocked(self, what: str, hit: FindingRecord, *, verdict: Verdict) -> Respond:
         """The 403 for a whole prompt or answer a `block` rule matched: the rule, never the text."""
         return self._refuse(
             ErrorKind.PERMISSION_DENIED,
@@ -544,13 +558,13 @@ class Exchange:
             verdict=verdict,
         )
 
-    def _refuse(self, kind: ErrorKind, message: str, verdict: str | None = None) -> Respond:
+    def _refuse(self, kind: ErrorKind, message: str, verdict: Verdict | None = None) -> Respond:
         path = header_value(self._request_headers, ":path") or ""
         error_format = self._provider or error_format_for(path)
         self._closed = True
         self._request = _Request.DONE
         if verdict is None:
-            verdict = "deny" if kind is ErrorKind.PERMISSION_DENIED else "error"
+            verdict = Verdict.DENY if kind is ErrorKind.PERMISSION_DENIED else Verdict.ERROR
         self._settle(verdict, message)
         self.record.status = kind.status
         return Respond(

@@ -225,15 +225,13 @@ def _read_content_chunk(event: SseEvent, payload: dict[str, object]) -> StreamEv
     channel: Channel = ("content", index if type(index) is int else _index(choice, 0))
     usage = payload.get("usage")
     return StreamEvent(
-        event,
-        payload,
-        (Delta(channel, content),),
-        (),
-        None if usage is None else _usage(usage),
-        False,
-        None,
-        {channel: (_CONTENT_PATH,)},
-        _only_text_besides(payload, choice),  # the delta is one content fragment: checked
+        sse=event,
+        payload=payload,
+        deltas=(Delta(channel, content),),
+        usage=None if usage is None else _usage(usage),
+        paths={channel: (_CONTENT_PATH,)},
+        # The delta is one content fragment: checked above.
+        mergeable=_only_text_besides(payload, choice),
     )
 
 
