@@ -122,7 +122,7 @@ def deny_list_problem(terms: Sequence[str]) -> tuple[str, str] | None:
                 "would match any word of as many such characters",
             )
         folded.append(word)
-    states = 0
+    states = 2  # the dead state and the start state
     previous = ""
     for word in sorted(set(folded)):
         shared = 0
@@ -132,11 +132,12 @@ def deny_list_problem(terms: Sequence[str]) -> tuple[str, str] | None:
             shared += 1
         states += len(word) - shared
         previous = word
-    if states >= MAX_STATES:
+    if states > MAX_STATES:
         return (
             "",
             f"the terms need {states:,} automaton states (one per distinct prefix of the "
-            f"normalised terms); the limit is {MAX_STATES:,}: use fewer or shorter terms",
+            f"normalised terms, plus two); the limit is {MAX_STATES:,}: use fewer or "
+            "shorter terms",
         )
     return None
 
