@@ -81,10 +81,6 @@ class Scanner:
         """Both at once, in one pass."""
         return StreamScanner(self._compiled).push_text(text, final=True)
 
-    @property
-    def max_hold_bytes(self) -> int:
-        return self.stream().max_hold_bytes
-
 
 _warm_lock = threading.Lock()
 _warmed = False
