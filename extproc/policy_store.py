@@ -138,8 +138,14 @@ class PolicyStore:
     async def watch(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
-            if self.changed_on_disk():
+            if not self.changed_on_disk():
+                continue
+            try:
                 await self.refresh()
+            except Exception:
+                # A bug, not a bad file: still never stop watching, never drop the policy.
+                self._metrics.policy_reloads.labels("invalid").inc()
+                log.exception("policy reload failed; keeping the policy in force")
 
     def close(self) -> None:
         """Stop the worker process, if one was started."""

@@ -23,7 +23,9 @@ from mesh.sandbox import SANDBOX_POLICY, SANDBOX_WORKLOADS, MeshSandbox
 
 PROMPT = [{"role": "user", "content": "Tell me what you know."}]
 MAX_GAP = 0.100
-PIECES = 800  # x 10 ms: the stream lasts 8 s at least, well past the reload
+# x 10 ms: up to a minute of stream, which the reader leaves once the reload is in force
+PIECES = 6000
+AFTER_RELOAD = 0.5  # seconds of stream still read after the new policy is in force
 
 
 def digest(text: str) -> str:
@@ -56,22 +58,28 @@ def test_a_reload_with_a_large_deny_list_leaves_no_gap_in_a_flowing_stream(
     assert eventually(lambda: digest_in_force(mesh) == digest(warm), timeout=120)
 
     arrivals: list[float] = []
-    text = "lorem ipsum dolor amet " * 200
-    headers = {
-        "x-fake-reply-b64": base64.b64encode(text.encode()).decode(),
-        "x-fake-token-bytes": str(len(text) // PIECES),
+    headers = {  # the text repeated into PIECES events of 6 bytes, one every 10 ms
+        "x-fake-reply-b64": base64.b64encode(b"lorem ipsum dolor amet").decode(),
+        "x-fake-events": str(PIECES),
+        "x-fake-token-bytes": "6",
         "x-fake-piece-delay-ms": "10",
     }
     first_chunks = threading.Event()
+    reloaded_event = threading.Event()
+    reloaded_at = float("inf")
 
     def read_stream() -> None:
         stream = mesh.openai_client("checkout", timeout=120).chat.completions.create(
             model="gpt-4o", messages=PROMPT, stream=True, extra_headers=headers
         )
-        for _ in stream:
-            arrivals.append(time.monotonic())
-            if len(arrivals) == 20:
-                first_chunks.set()
+        with stream:
+            for _ in stream:
+                now = time.monotonic()
+                arrivals.append(now)
+                if len(arrivals) == 20:
+                    first_chunks.set()
+                if reloaded_event.is_set() and now > reloaded_at + AFTER_RELOAD:
+                    return
 
     reader = threading.Thread(target=read_stream)
     reader.start()
@@ -79,12 +87,13 @@ def test_a_reload_with_a_large_deny_list_leaves_no_gap_in_a_flowing_stream(
         assert first_chunks.wait(60), "the stream did not start"
         large = large_deny_list_policy()
         write_atomically(mesh.policy_path, large)
-        reloaded = eventually(lambda: digest_in_force(mesh) == digest(large), timeout=120)
+        reloaded = eventually(lambda: digest_in_force(mesh) == digest(large), timeout=50)
         reloaded_at = time.monotonic()
+        reloaded_event.set()
     finally:
         reader.join(180)
     assert reloaded, "the large policy never came into force"
-    assert arrivals and reloaded_at < arrivals[-1], (
+    assert arrivals and reloaded_at + AFTER_RELOAD < arrivals[-1], (
         "the stream ended before the reload completed, so it proves nothing"
     )
     gaps = [(b - a, i) for i, (a, b) in enumerate(itertools.pairwise(arrivals))]
