@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from extproc.scanner import Finding, RuleError, Scanner, StreamScanner, deny_list
-from extproc.scanner.dfa import MAX_STATES
+from extproc.scanner.dfa import MAX_STATES, AutomatonTooLarge
 from extproc.scanner.normalize import OTHER, fold_text
 from mesh.policy import DENY_LIST, Policy, PolicyError, ScanRule, WorkloadRule
 from mesh.verdicts import Action
@@ -144,7 +144,7 @@ def deny_list_problem(terms: Sequence[str]) -> tuple[str, str] | None:
 
 def _rule_error_reason(exc: RuleError, rules: Sequence[ScanRule]) -> str:
     names = ", ".join(r.scanner for r in rules)
-    if "DFA states" in str(exc):
+    if isinstance(exc.__cause__, AutomatonTooLarge):
         return (
             f"the scanners of this direction ({names}) together need more than "
             f"{MAX_STATES:,} automaton states; use fewer or shorter deny-list terms"
