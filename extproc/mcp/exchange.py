@@ -31,9 +31,11 @@ from extproc.mcp.jsonrpc import (
     looks_like_jsonrpc,
 )
 from extproc.request_path import normalise_path
+from mesh.verdicts import Verdict
 
 if TYPE_CHECKING:
     from extproc.audit import FindingRecord
+    from extproc.scan_plan import PolicyPlans
     from mesh.policy import Policy, WorkloadRule
 
 REQUEST, RESPONSE = Direction.REQUEST, Direction.RESPONSE
@@ -63,11 +65,12 @@ class McpHooks:
         _request_headers: Headers
         _strip: tuple[str, ...]
         _config: Any
+        _plans: PolicyPlans
         record: Any
 
-        def _settle(self, verdict: str, reason: str) -> None: ...
+        def _settle(self, verdict: Verdict, reason: str) -> None: ...
         def _refuse(
-            self, kind: ErrorKind, message: str, verdict: str | None = None
+            self, kind: ErrorKind, message: str, verdict: Verdict | None = None
         ) -> Respond: ...
 
     def _init_mcp(self) -> None:
@@ -85,6 +88,7 @@ class McpHooks:
             workload.name if workload is not None else None,
             workload.tool_rules if workload is not None else None,
             self._policy.enforcing,
+            plans=self._plans.mcp(workload),
             pins=self._config.pins,
             server=self.record.authority or "(unknown)",
         )
@@ -99,7 +103,7 @@ class McpHooks:
         if method != "POST":
             # A 2025-06-18 session's GET stream or DELETE: nothing to judge on the way out.
             self._request = _Request.DONE if event.end_of_stream else _Request.PASSTHROUGH_BODY
-            self._settle("allow", f"MCP {method} on the session endpoint")
+            self._settle(Verdict.ALLOW, f"MCP {method} on the session endpoint")
             return [ContinueHeaders(REQUEST, remove_headers=self._strip)]
         if event.end_of_stream:
             return [self._mcp_problem(INVALID_REQUEST, "invalid request: the body is empty")]
@@ -155,10 +159,10 @@ class McpHooks:
         if verdict.refusal is not None:
             return [self._mcp_respond(verdict.refusal)]
         if verdict.audited is not None:
-            self._settle("audit", verdict.audited)
+            self._settle(Verdict.AUDIT, verdict.audited)
         elif record.verdict == "pending":
             what = f"tool '{call.tool}'" if call.tool else f"MCP {call.method or 'message'}"
-            self._settle("allow", f"{what} allowed for workload '{call.workload}'")
+            self._settle(Verdict.ALLOW, f"{what} allowed for workload '{call.workload}'")
         remove = self._strip
         if verdict.body is not None:
             body = verdict.body
@@ -178,7 +182,7 @@ class McpHooks:
 
         self._closed = True
         self._request = _Request.DONE
-        self._settle(refusal.verdict, refusal.reason)
+        self._settle(Verdict(refusal.verdict), refusal.reason)
         self.record.status = refusal.status
         return Respond(
             status=refusal.status,
@@ -281,9 +285,9 @@ class McpHooks:
             self._settle(record.verdict, f"{record.reason}; tool definitions drifted from their "
                          "pins: " + ", ".join(call.drifted))
         if call.blocked is not None:
-            self._settle("block", call.blocked)
+            self._settle(Verdict.BLOCK, call.blocked)
         elif failure is not None:
-            self._settle("error", failure)
+            self._settle(Verdict.ERROR, failure)
 
     def _mcp_terminate(self, reason: str) -> list[Action]:
         from extproc.stream import _Response

@@ -25,7 +25,7 @@ blocked match ever leaves, however the stream is split.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from extproc.audit import FindingRecord
 from extproc.document_guard import judge_document
@@ -54,7 +54,7 @@ from extproc.mcp.jsonrpc import (
     parse_body,
 )
 from extproc.mcp.pins import PinCheck, PinStore, tool_digest
-from extproc.scan_plan import ScanPlan, plan_for
+from extproc.scan_plan import ScanPlan
 from extproc.sse import SseError, SseEvent, SseParser, serialize
 from mesh.mcp_policy import ToolRules, decide_tool
 
@@ -88,29 +88,34 @@ def problem_refusal(problem: JsonRpcProblem) -> McpRefusal:
     )
 
 
-@dataclass
 class McpCall:
     """The MCP state of one HTTP exchange (one POSTed message and its answer)."""
 
-    workload: str | None
-    rules: ToolRules | None
-    enforcing: bool
-    # Tool pinning (extproc.mcp.pins): the store, and the server's identity in it.
-    pins: PinStore | None = None
-    server: str = ""
-    message: JsonRpcMessage | None = None
-    findings: list[FindingRecord] = field(default_factory=list)
-    withheld: list[str] = field(default_factory=list)  # tools removed from a list, and why
-    blocked: str | None = None  # why an answer was replaced with an error
-    drifted: list[str] = field(default_factory=list)  # tools whose definition drifted
-    _request_plan: ScanPlan | None = None
-    _response_plan: ScanPlan | None = None
+    message: JsonRpcMessage | None
+    findings: list[FindingRecord]
+    withheld: list[str]  # tools removed from a list, and why
+    blocked: str | None  # why an answer was replaced with an error
+    drifted: list[str]  # tools whose definition drifted from its pin
 
-    def __post_init__(self) -> None:
-        rules = self.rules
-        if rules is not None:
-            self._request_plan = plan_for(rules.request, enforcing=self.enforcing)
-            self._response_plan = plan_for(rules.response, enforcing=self.enforcing)
+    def __init__(
+        self,
+        workload: str | None,
+        rules: ToolRules | None,
+        enforcing: bool,
+        *,
+        plans: tuple[ScanPlan | None, ScanPlan | None] = (None, None),
+        pins: PinStore | None = None,
+        server: str = "",
+    ) -> None:
+        # The `mcp` plans were compiled with the policy (extproc.scan_plan), never here.
+        self.workload, self.rules, self.enforcing = workload, rules, enforcing
+        self._request_plan, self._response_plan = plans
+        self.pins, self.server = pins, server
+        self.message = None
+        self.findings = []
+        self.withheld = []
+        self.blocked = None
+        self.drifted = []
 
     @property
     def method(self) -> str | None:

@@ -74,3 +74,16 @@ def test_explain_allows_any_tool_for_a_workload_without_a_list(tmp_path: Path):
         "policy", "explain", "--policy", str(good), "--identity", other, "--tool", "delete_repo"
     )
     assert done.returncode == 0 and "workload 'open' allows any tool" in done.stdout
+
+
+def test_policy_check_compiles_the_mcp_rules_and_rejects_a_deny_list_that_cannot(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        POLICY.replace(
+            "      request: [{scanner: secrets, action: block}]\n",
+            '      request: [{scanner: deny-list, action: block, terms: ["\\u200b"]}]\n',
+        )
+    )
+    done = weir("policy", "check", str(bad))
+    assert done.returncode == 2
+    assert f"{bad}: workloads[0].mcp.request[0].terms" in done.stderr
