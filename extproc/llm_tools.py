@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from mesh.mcp_policy import ToolRules
 
 UNNAMED = "(unnamed)"
+# The "scanner" of a finding that records a blocked call of a forbidden tool.
+TOOLS_SCANNER = "tools"
 
 
 def offered_tools(document: Mapping[str, object]) -> list[str]:
@@ -47,4 +49,54 @@ def forbidden_tool(document: Mapping[str, object], workload: str, rules: ToolRul
         if not rules.allows_tool(name):
             allowed = ", ".join(rules.tools)
             return f"tool '{name}' is not in workload '{workload}' tools [{allowed}]"
+    return None
+
+
+def streamed_tool_names(payload: object) -> list[str]:
+    """The tool names a response event (or whole response) calls.
+
+    OpenAI chat: `choices[].delta.tool_calls[].function.name` (and `message` in a
+    whole reply, and the legacy `function_call`); OpenAI responses: a
+    `function_call` item (`item` of `response.output_item.added`, or `output[]`);
+    Anthropic: a `tool_use` block (`content_block` of `content_block_start`, or
+    `content[]`).
+    """
+    names: list[str] = []
+    if not isinstance(payload, dict):
+        return names
+    for choice in payload.get("choices") or ():
+        if not isinstance(choice, dict):
+            continue
+        for key in ("delta", "message"):
+            part = choice.get(key)
+            if not isinstance(part, dict):
+                continue
+            for call in part.get("tool_calls") or ():
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict) and "name" in function:
+                    names.append(_name(function.get("name")))
+            legacy = part.get("function_call")
+            if isinstance(legacy, dict) and "name" in legacy:
+                names.append(_name(legacy.get("name")))
+    items = [payload.get("item"), payload.get("content_block")]
+    for key in ("output", "content"):
+        value = payload.get(key)
+        if isinstance(value, list):
+            items.extend(value)
+    response = payload.get("response")
+    if isinstance(response, dict) and isinstance(response.get("output"), list):
+        items.extend(response["output"])
+    for item in items:
+        if isinstance(item, dict) and item.get("type") in ("function_call", "tool_use"):
+            names.append(_name(item.get("name")))
+    return names
+
+
+def forbidden_call(payload: object, rules: ToolRules) -> str | None:
+    """The first tool a response calls outside the workload's `tools`, or None."""
+    if rules.tools is None:
+        return None
+    for name in streamed_tool_names(payload):
+        if not rules.allows_tool(name):
+            return name
     return None

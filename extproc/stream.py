@@ -79,7 +79,7 @@ from extproc.llm.base import (
     read_model_and_stream,
 )
 from extproc.llm.strings import StructureError
-from extproc.llm_tools import forbidden_tool
+from extproc.llm_tools import forbidden_call, forbidden_tool
 from extproc.mcp.exchange import McpHooks
 from extproc.mcp.pins import MemoryPinStore, PinStore
 from extproc.request_path import normalise_path
@@ -97,6 +97,7 @@ from mesh.credentials import (
 from mesh.destinations import destination_refusal
 from mesh.identity import JWT_SVID, Identity, IdentityInputs, resolve_identity
 from mesh.jwt import KeyLookup, LoadedKeys, VerifiedToken
+from mesh.mcp_policy import ToolRules
 from mesh.policy import ALLOW, Decision, Policy, WorkloadRule
 from mesh.verdicts import Verdict
 
@@ -741,7 +742,7 @@ class Exchange(McpHooks):
         if encoding not in (None, "", "identity"):
             unscannable = f"the upstream response is compressed ({encoding}) and cannot be scanned"
         elif "text/event-stream" in content_type:
-            self._guard = SseGuard(self._provider, plan)
+            self._guard = SseGuard(self._provider, plan, tools=self._tool_rules())
             self._response = _Response.GUARDING_STREAM
             return [ContinueHeaders(RESPONSE, remove_headers=("content-length",))]
         elif "json" in content_type or (self._error_reply and encoding in (None, "", "identity")):
@@ -756,6 +757,14 @@ class Exchange(McpHooks):
             self._response = _Response.STREAMING_BODY
             return [ContinueHeaders(RESPONSE)]
         return [self._refuse(ErrorKind.UNAVAILABLE, unscannable)]
+
+    def _tool_rules(self) -> ToolRules | None:
+        """The workload's `tools`, when it restricts them (streamed tool calls obey it)."""
+        decision = self._header_decision
+        workload = decision.workload if decision is not None else None
+        if workload is None or workload.tool_rules.tools is None:
+            return None
+        return workload.tool_rules
 
     def _response_body_event(self, event: BodyEvent) -> list[Action]:
         if self._response is _Response.DONE and event.end_of_stream and not event.chunk:
@@ -868,6 +877,15 @@ class Exchange(McpHooks):
                 return self._judge_error_reply(body, plan, end_of_stream=end_of_stream)
             document = parse_response_body(body)
             self._record_usage(self._provider.usage(document))
+            tools = self._tool_rules()
+            called = None if tools is None else forbidden_call(document, tools)
+            if called is not None:
+                return [self._refuse(
+                    ErrorKind.PERMISSION_DENIED,
+                    f"response blocked by policy: it calls tool '{called}', "
+                    "which is not in the workload's tools",
+                    verdict=Verdict.BLOCK,
+                )]
             verdict = judge_document(
                 self._provider.response_texts(document), plan, "response", document=document
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 
 import openai
@@ -49,3 +50,43 @@ def test_a_request_offering_allowed_tools_is_answered(tools_mesh: MeshSandbox):
         tools=[tool("search_docs"), tool("get_weather")],
     )
     assert reply.choices
+
+
+def test_a_streamed_call_of_a_forbidden_tool_gets_an_in_band_error(tools_mesh: MeshSandbox):
+    client = tools_mesh.openai_client("checkout")
+    reply_b64 = base64.b64encode(b'{"name": "prod", "force": true}').decode()
+    stream = client.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "clean up"}],
+        tools=[tool("search_docs")],
+        stream=True,
+        extra_headers={"x-fake-tool-call": "delete_repo", "x-fake-reply-b64": reply_b64},
+    )
+    arguments = ""
+    with pytest.raises(openai.APIError) as info:
+        for event in stream:
+            for choice in event.choices:
+                for call in choice.delta.tool_calls or ():
+                    arguments += (call.function.arguments or "") if call.function else ""
+    assert "tool call blocked by policy: tool 'delete_repo'" in str(info.value)
+    assert "prod" not in arguments
+
+
+def test_a_streamed_call_of_an_allowed_tool_arrives(tools_mesh: MeshSandbox):
+    client = tools_mesh.openai_client("checkout")
+    reply_b64 = base64.b64encode(b'{"query": "envoy"}').decode()
+    stream = client.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "search"}],
+        tools=[tool("search_docs")],
+        stream=True,
+        extra_headers={"x-fake-tool-call": "search_docs", "x-fake-reply-b64": reply_b64},
+    )
+    arguments = "".join(
+        call.function.arguments or ""
+        for event in stream
+        for choice in event.choices
+        for call in choice.delta.tool_calls or ()
+        if call.function
+    )
+    assert arguments == '{"query": "envoy"}'

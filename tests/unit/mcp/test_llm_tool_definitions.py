@@ -85,3 +85,74 @@ def test_audit_mode_records_a_forbidden_tool_definition_and_lets_it_through():
 def test_legacy_functions_and_unnamed_tools_are_read():
     body = {"functions": [{"name": "x"}], "tools": [{"type": "function", "function": {"name": 5}}]}
     assert offered_tools(body) == ["(unnamed)", "x"]
+
+
+STREAM_POLICY = POLICY + "    response: [{scanner: secrets, action: redact}]\n"
+
+
+def chunk(delta: dict, finish: str | None = None) -> bytes:
+    event = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-4o",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(event).encode() + b"\n\n"
+
+
+def tool_stream(name: str) -> bytes:
+    call = {
+        "index": 0,
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": name, "arguments": ""},
+    }
+    return b"".join(
+        [
+            chunk({"role": "assistant", "content": "Sure, "}),
+            chunk({"content": "doing it."}),
+            chunk({"tool_calls": [call]}),
+            chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"cmd": "rm -rf /"}'}}]}),
+            chunk({}, "tool_calls"),
+            b"data: [DONE]\n\n",
+        ]
+    )
+
+
+def stream_through(name: str, split: int) -> tuple[Exchange, bytes, bool]:
+    exchange = Exchange(parse_policy(STREAM_POLICY))
+    body = CASES["/v1/chat/completions"](["search_docs"])
+    hs = ((":method", "POST"), (":path", "/v1/chat/completions"), (":authority", "api.openai.com"))
+    exchange.receive(HeadersEvent(REQ, hs, False, {"connection.uri_san_peer_certificate": AGENT}))
+    exchange.receive(BodyEvent(REQ, json.dumps({**body, "stream": True}).encode(), True))
+    resp = Direction.RESPONSE
+    exchange.receive(
+        HeadersEvent(resp, ((":status", "200"), ("content-type", "text/event-stream")), False)
+    )
+    raw = tool_stream(name)
+    out, ended = b"", False
+    pieces = [raw[i : i + split] for i in range(0, len(raw), split)]
+    for i, piece in enumerate(pieces):
+        for action in exchange.receive(BodyEvent(resp, piece, i == len(pieces) - 1)):
+            if isinstance(action, StreamBody):
+                out += action.chunk
+                ended = ended or action.end_of_stream
+        if exchange.complete and ended:
+            break
+    return exchange, out, ended
+
+
+@pytest.mark.parametrize("split", [1, 7, 10_000])
+def test_a_streamed_call_of_a_forbidden_tool_is_blocked_in_band_before_its_arguments(split):
+    exchange, out, ended = stream_through("delete_repo", split)
+    assert ended
+    assert b"rm -rf" not in out and b"delete_repo" not in out.split(b"weir:")[0]
+    assert b"tool call blocked by policy: tool 'delete_repo'" in out
+    assert b"Sure, " in out
+    assert exchange.record.verdict == "block"
+
+
+def test_a_streamed_call_of_an_allowed_tool_flows():
+    _, out, _ = stream_through("search_docs", 13)
+    assert b"rm -rf" in out and b"weir:" not in out
