@@ -204,6 +204,11 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         workload, provider = record.workload or "none", record.provider or "none"
         model = record.model or "none"
         metrics.requests.labels(workload, provider, model, record.verdict).inc()
+        if record.mcp_method is not None:
+            metrics.mcp_calls.labels(
+                workload, record.mcp_server or "none", record.mcp_method,
+                record.tool_name or "none", record.verdict,
+            ).inc()
         if record.input_tokens:
             metrics.tokens.labels(workload, provider, model, "in").inc(record.input_tokens)
         if record.output_tokens:

@@ -222,6 +222,12 @@ async def test_the_decision_log_names_server_method_tool_and_decision(mcp_mesh: 
     record = hits[-1]
     assert record["mcp_method"] == "tools/call" and record["verdict"] == "deny"
     assert record["mcp_server"] == "127.0.0.1"
+    with urllib.request.urlopen(mcp_mesh.weir_admin_url("/metrics"), timeout=5) as reply:
+        metrics = reply.read().decode()
+    assert (
+        'weir_mcp_calls_total{decision="deny",method="tools/call",server="127.0.0.1",'
+        'tool="delete_repo",workload="agent"}'
+    ) in metrics
 
 
 async def test_the_inventory_lists_the_mcp_server_and_tools_per_workload(
