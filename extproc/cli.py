@@ -48,7 +48,7 @@ def _warmups() -> list[Callable[[], object]]:
 def _policy_check(args: argparse.Namespace) -> int:
     from mesh.policy_cli import check
 
-    return check(args.file, sys.stdout, sys.stderr)
+    return check(args.file, sys.stdout, sys.stderr, strict=args.strict)
 
 
 def _policy_explain(args: argparse.Namespace) -> int:
@@ -118,17 +118,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
 
-    policy = commands.add_parser("policy", help="check or explain a policy file")
-    policy_commands = policy.add_subparsers(dest="policy_command", required=True)
-    check = policy_commands.add_parser("check", help="validate a policy file (exit 0 or 2)")
-    check.add_argument("file", metavar="FILE")
+    policy = commands.add_parser(
+        "policy", help="check or explain a policy file",
+        description="Check a policy file, or explain which rule decides an identity.",
+    )
+    policy_commands = policy.add_subparsers(dest="policy_command", required=True,
+                                            metavar="SUBCOMMAND")
+    check = policy_commands.add_parser(
+        "check",
+        help="validate a policy file: every problem as file:line: path: reason (exit 0 or 2)",
+        description="Validate a policy file as `weir serve` would load it. Every problem is "
+        "printed as file:line: path: reason, in file order. Warnings name workload rules "
+        "that earlier rules make unreachable. Exit 0 valid, 2 invalid.",
+    )
+    check.add_argument("file", metavar="FILE", help="the policy YAML file")
+    check.add_argument(
+        "--strict", action="store_true", help="fail (exit 2) on warnings too, for CI"
+    )
     check.set_defaults(handler=_policy_check)
     explain = policy_commands.add_parser(
-        "explain", help="show which rule decides an identity (exit 0 allowed, 1 denied)"
+        "explain", help="show which rule decides an identity (exit 0 allowed, 1 denied)",
+        description="Show which workload rule decides a caller and what it allows and scans. "
+        "Exit 0 allowed, 1 denied, 2 the policy or the identity is invalid.",
     )
-    explain.add_argument("--policy", required=True, metavar="FILE")
-    explain.add_argument("--identity", required=True, metavar="SPIFFE_ID")
-    explain.add_argument("--model", default=None, metavar="MODEL")
+    explain.add_argument("--policy", required=True, metavar="FILE", help="the policy YAML file")
+    explain.add_argument(
+        "--identity", required=True, metavar="SPIFFE_ID",
+        help="the caller: a SPIFFE ID in the policy's trust domain, or 'unauthenticated'",
+    )
+    explain.add_argument(
+        "--model", default=None, metavar="MODEL",
+        help="the model asked for; without it, only the identity is decided",
+    )
     explain.set_defaults(handler=_policy_explain)
 
     # `weir scan` owns its own argument parsing (extproc.scanner.cli); it is listed

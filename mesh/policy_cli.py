@@ -5,7 +5,10 @@ return. It does no argument parsing (the CLI wires argparse) and writes only
 to the streams it is given, so every case is a plain unit test.
 
 Exit codes:
-- ``check``: 0 valid, 2 invalid (the ``PolicyError`` message on ``err``).
+- ``check``: 0 valid, 2 invalid: every problem on ``err`` as
+  ``file:line: path: reason``, in file order. Warnings (a workload rule that
+  earlier rules make unreachable, see ``policy_shadow``) go to ``err`` too;
+  with ``strict`` they make the exit code 2.
 - ``explain``: 0 the identity (and model) would be allowed, 1 denied,
   2 the policy or the identity is invalid. In audit mode the code still
   reports the decision; the output notes that nothing would be enforced.
@@ -13,30 +16,85 @@ Exit codes:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TextIO
 
 from mesh.identity import UNAUTHENTICATED
-from mesh.policy import Policy, PolicyError, ScanRule, WorkloadRule, load_policy
+from mesh.policy import (
+    MAX_POLICY_BYTES,
+    Policy,
+    PolicyError,
+    ScanRule,
+    WorkloadRule,
+    load_policy,
+    problems_of,
+)
+from mesh.policy_shadow import Shadowed, find_shadowed
 from mesh.spiffe import SpiffeIdError, parse_spiffe_id_in
+from mesh.yaml_lines import line_of, yaml_lines
 
 EXIT_OK = 0
 EXIT_DENIED = 1
 EXIT_INVALID = 2
 
 
-def check(path: str, out: TextIO, err: TextIO) -> int:
-    """Validate one policy file and print a one-line summary."""
-    policy = _load(path, err)
-    if policy is None:
+def check(path: str, out: TextIO, err: TextIO, strict: bool = False) -> int:
+    """Validate one policy file: every problem as `file:line: path: reason`, then warnings
+    (shadowed rules), then a one-line summary. `strict` makes a warning fail the check."""
+    lines = _lines_of_file(path)
+    try:
+        policy = load_policy(path)
+    except PolicyError as exc:
+        _print_problems(problems_of(exc), lines, err)
+        return EXIT_INVALID
+    warnings = [_shadow_warning(s) for s in find_shadowed(policy)]
+    for where, message in warnings:
+        print(_located(path, lines, where, f"warning: {message}"), file=err)
+    if warnings and strict:
+        many = "s" if len(warnings) > 1 else ""
+        print(f"{path}: {len(warnings)} warning{many}, and --strict fails the check", file=err)
         return EXIT_INVALID
     count = len(policy.workloads)
     print(
         f"{path}: ok ({count} workload{'' if count == 1 else 's'}, "
         f"defaultAction={policy.default_action}, mode={policy.mode}, "
-        f"identitySources={','.join(policy.identity_sources)}, digest={policy.digest})",
+        f"identitySources={','.join(policy.identity_sources)}, digest={policy.digest})"
+        + (f", {len(warnings)} warning{'' if len(warnings) == 1 else 's'}" if warnings else ""),
         file=out,
     )
     return EXIT_OK
+
+
+def _lines_of_file(path: str) -> dict[str, int]:
+    try:
+        with open(path, "rb") as fh:
+            return yaml_lines(fh.read(MAX_POLICY_BYTES + 1).decode("utf-8", "replace"))
+    except OSError:
+        return {}
+
+
+def _located(file: str, lines: dict[str, int], where: str, reason: str) -> str:
+    line = line_of(lines, where, reason)
+    return f"{file}:{line}: {where}: {reason}" if line else f"{file}: {where}: {reason}"
+
+
+def _print_problems(problems: Sequence[PolicyError], lines: dict[str, int], err: TextIO) -> None:
+    # In the order they appear in the file, which is the order one fixes them in.
+    ordered = sorted(problems, key=lambda p: line_of(lines, p.path, p.reason) or 0)
+    for problem in ordered:
+        print(_located(problem.file, lines, problem.path, problem.reason), file=err)
+    if len(problems) > 1:
+        print(f"{problems[0].file}: {len(problems)} problems", file=err)
+
+
+def _shadow_warning(shadowed: Shadowed) -> tuple[str, str]:
+    by = ", ".join(f"'{name}'" for name in shadowed.by)
+    how = "" if shadowed.exact else " (sampled: the patterns were too many to decide exactly)"
+    return (
+        f"workloads[{shadowed.index}].match",
+        f"workload '{shadowed.name}' is never reached: every identity it matches is "
+        f"matched first by {by}{how}",
+    )
 
 
 def explain(policy_path: str, identity: str, model: str | None, out: TextIO, err: TextIO) -> int:

@@ -261,8 +261,10 @@ def _scan(
                     writer.finding(item.name, f)
                 out.flush()
         except NotUtf8Error as exc:
-            run.error(f"{item.name}: {exc} (without --strict-utf8 it is scanned with "
-                      "invalid bytes replaced)")
+            run.error(
+                f"{item.name}: {exc} (without --strict-utf8 it is scanned with "
+                "invalid bytes replaced)"
+            )
             writer.warning(item.name, str(exc))
             continue
         except BrokenPipeError:

@@ -68,39 +68,45 @@ class NotUtf8Error(Exception):
 
 
 class _Cursor:
-    """Line, column and byte offset at a code point, moved forward through kept text."""
+    """Line, column and byte offset at a code point, moved forward through kept text.
+
+    Moves are by index into the kept text, so that locating many findings in one
+    block costs the text between them, not the block each time.
+    """
 
     def __init__(self) -> None:
         self.cp = 0  # code point the cursor stands on
         self.byte = 0
         self.line = 1
         self.line_start = 0  # code point where the current line starts
-        self.text = ""  # the (surrogateescaped) text from `cp` on
+        self.text = ""  # the (surrogateescaped) text kept, `text[off]` is at `cp`
+        self.off = 0
 
     def append(self, text: str) -> None:
+        if self.off > len(self.text) // 2:
+            self.text, self.off = self.text[self.off :], 0
         self.text += text
 
-    def advance(self, to: int) -> None:
+    def _measure(self, to: int) -> tuple[int, int, int]:
         if to < self.cp:
             raise RuntimeError(f"position {to} is before the kept text at {self.cp}")
-        seg = self.text[: to - self.cp]
-        newlines = seg.count("\n")
+        i, j = self.off, self.off + (to - self.cp)
+        line, line_start = self.line, self.line_start
+        newlines = self.text.count("\n", i, j)
         if newlines:
-            self.line += newlines
-            self.line_start = self.cp + seg.rindex("\n") + 1
-        self.byte += len(seg.encode("utf-8", "surrogateescape"))
-        self.text = self.text[to - self.cp :]
+            line += newlines
+            line_start = self.cp + (self.text.rindex("\n", i, j) - i) + 1
+        return line, line_start, self.byte + len(self.text[i:j].encode("utf-8", "surrogateescape"))
+
+    def advance(self, to: int) -> None:
+        self.line, self.line_start, self.byte = self._measure(to)
+        self.off += to - self.cp
         self.cp = to
 
     def peek(self, to: int) -> tuple[int, int, int]:
         """(line, column, byte offset) at code point `to` >= cp, without moving."""
-        seg = self.text[: to - self.cp]
-        newlines = seg.count("\n")
-        line, line_start = self.line, self.line_start
-        if newlines:
-            line += newlines
-            line_start = self.cp + seg.rindex("\n") + 1
-        return line, to - line_start + 1, self.byte + len(seg.encode("utf-8", "surrogateescape"))
+        line, line_start, byte = self._measure(to)
+        return line, to - line_start + 1, byte
 
 
 class FileScan:
@@ -144,7 +150,8 @@ class FileScan:
             decoded_bytes = self.bytes_read - len(decoder.getstate()[0])
             cursor.append(text)
             out, found = stream.push_text(scanned, final=final)
-            for f in found:
+            for f in found:  # ordered by start; later findings start after these
+                cursor.advance(max(cursor.cp, f.start))
                 yield self._locate(f, stream, cursor)
             released += len(out)
             cursor.advance(max(cursor.cp, released - margin))

@@ -54,9 +54,7 @@ def test_invalid_bytes_count_one_code_point_each_and_keep_byte_offsets_exact(
     scan = FileScan(scanner, io.BytesIO(raw), block_bytes=block)
     found = list(scan)
     assert [(f.line, f.column) for f in found] == [(1, 10), (2, 2)]
-    assert [raw[f.byte_offset : f.byte_offset + f.byte_length] for f in found] == [
-        KEY.encode()
-    ] * 2
+    assert [raw[f.byte_offset : f.byte_offset + f.byte_length] for f in found] == [KEY.encode()] * 2
     assert (scan.invalid_bytes, scan.first_invalid_offset) == (7, 0)
     # The same secret hashes the same wherever it is.
     assert found[0].hash == found[1].hash
