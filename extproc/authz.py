@@ -31,7 +31,7 @@ import grpc
 from extproc.llm import ErrorKind, error_format_for, provider_for
 from extproc.metrics import Metrics
 from extproc.policy_store import PolicyStore
-from mesh.identity import PEER_CERTIFICATE, IdentityInputs, resolve_identity
+from mesh.identity import PEER_CERTIFICATE, IdentityInputs, resolve_identity, unauthenticated_hint
 from mesh.policy import Policy
 from protos import wire
 
@@ -92,7 +92,9 @@ def decide_check(policy: Policy, principal: str, path: str) -> AuthzVerdict:
         rule=decision.rule,
         reason=decision.reason,
         status=kind.status,
-        body=error_format_for(path).error_body(kind, f"weir: {decision.reason}"),
+        body=error_format_for(path).error_body(
+            kind, f"weir: {decision.reason}{unauthenticated_hint(identity, (PEER_CERTIFICATE,))}"
+        ),
     )
 
 

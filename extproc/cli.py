@@ -52,9 +52,19 @@ def _policy_check(args: argparse.Namespace) -> int:
 
 
 def _policy_explain(args: argparse.Namespace) -> int:
+    from mesh.identity import IdentityInputs
     from mesh.policy_cli import explain
 
-    return explain(args.policy, args.identity, args.model, sys.stdout, sys.stderr)
+    facts = (args.peer_uri_san, args.node_namespace, args.node_service_account, args.xfcc)
+    inputs = None
+    if any(f is not None for f in facts):
+        inputs = IdentityInputs(
+            peer_uri_san=args.peer_uri_san,
+            node_namespace=args.node_namespace,
+            node_service_account=args.node_service_account,
+            xfcc=args.xfcc,
+        )
+    return explain(args.policy, args.identity, args.model, sys.stdout, sys.stderr, inputs)
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -109,21 +119,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest request body accepted for judging; larger gets a 413 (default 8MiB)",
     )
     serve.add_argument(
-        "--reload-interval", type=float, default=1.0, metavar="SECONDS",
+        "--reload-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
         help="how often the policy file is checked for changes",
     )
     serve.add_argument(
-        "--drain-grace", type=float, default=20.0, metavar="SECONDS",
+        "--drain-grace",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
         help="how long in-flight streams may run after SIGTERM",
     )
     serve.set_defaults(handler=_serve)
 
     policy = commands.add_parser(
-        "policy", help="check or explain a policy file",
+        "policy",
+        help="check or explain a policy file",
         description="Check a policy file, or explain which rule decides an identity.",
     )
-    policy_commands = policy.add_subparsers(dest="policy_command", required=True,
-                                            metavar="SUBCOMMAND")
+    policy_commands = policy.add_subparsers(
+        dest="policy_command", required=True, metavar="SUBCOMMAND"
+    )
     check = policy_commands.add_parser(
         "check",
         help="validate a policy file: every problem as file:line: path: reason (exit 0 or 2)",
@@ -137,25 +155,57 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.set_defaults(handler=_policy_check)
     explain = policy_commands.add_parser(
-        "explain", help="show which rule decides an identity (exit 0 allowed, 1 denied)",
-        description="Show which workload rule decides a caller and what it allows and scans. "
-        "Exit 0 allowed, 1 denied, 2 the policy or the identity is invalid.",
+        "explain",
+        help="show which rule decides an identity (exit 0 allowed, 1 denied)",
+        description="Show which workload rule decides a caller and what it allows and scans; "
+        "for an unauthenticated caller, which identity sources were tried and what each "
+        "found. Exit 0 allowed, 1 denied, 2 the policy or the identity is invalid.",
     )
     explain.add_argument("--policy", required=True, metavar="FILE", help="the policy YAML file")
     explain.add_argument(
-        "--identity", required=True, metavar="SPIFFE_ID",
-        help="the caller: a SPIFFE ID in the policy's trust domain, or 'unauthenticated'",
+        "--identity",
+        default=None,
+        metavar="SPIFFE_ID",
+        help="the caller: a SPIFFE ID in the policy's trust domain, or 'unauthenticated'; "
+        "or give what Envoy reports with the options below and let the policy resolve it",
     )
     explain.add_argument(
-        "--model", default=None, metavar="MODEL",
+        "--peer-uri-san",
+        default=None,
+        metavar="URI",
+        help="the caller certificate's URI SAN (identity source peer-certificate)",
+    )
+    explain.add_argument(
+        "--node-namespace",
+        default=None,
+        metavar="NS",
+        help="the proxy's NAMESPACE node metadata (identity source node-metadata)",
+    )
+    explain.add_argument(
+        "--node-service-account",
+        default=None,
+        metavar="SA",
+        help="the proxy's SERVICE_ACCOUNT node metadata (identity source node-metadata)",
+    )
+    explain.add_argument(
+        "--xfcc",
+        default=None,
+        metavar="HEADER",
+        help="the x-forwarded-client-cert header value (identity source xfcc)",
+    )
+    explain.add_argument(
+        "--model",
+        default=None,
+        metavar="MODEL",
         help="the model asked for; without it, only the identity is decided",
     )
     explain.set_defaults(handler=_policy_explain)
 
     # `weir scan` owns its own argument parsing (extproc.scanner.cli); it is listed
     # here so that `weir --help` shows it.
-    commands.add_parser("scan", help="scan a file for secrets, PII and prompt injection",
-                        add_help=False)
+    commands.add_parser(
+        "scan", help="scan a file for secrets, PII and prompt injection", add_help=False
+    )
 
     sandbox = commands.add_parser(
         "sandbox", help="run the local mesh sandbox: real Envoy, mTLS, Weir, official SDKs"
@@ -169,15 +219,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-namespace opt-in: stamp the guard into namespaces labelled weir.io/enabled=true",
     )
     controller.add_argument(
-        "--templates", required=True, metavar="DIR",
+        "--templates",
+        required=True,
+        metavar="DIR",
         help="directory of *.yaml templates (EnvoyFilter, AuthorizationPolicy) to stamp",
     )
     controller.add_argument(
-        "--resync-seconds", type=int, default=60, metavar="SECONDS",
+        "--resync-seconds",
+        type=int,
+        default=60,
+        metavar="SECONDS",
         help="full reconcile at least this often, besides every namespace event",
     )
     controller.add_argument(
-        "--health-listen", default="0.0.0.0:8081", metavar="HOST:PORT",
+        "--health-listen",
+        default="0.0.0.0:8081",
+        metavar="HOST:PORT",
         help="serve /healthz (reconciles keep completing) and /readyz (one has) here",
     )
     controller.set_defaults(handler=_controller)

@@ -68,7 +68,7 @@ from extproc.llm.base import (
 from extproc.scan_plan import ScanPlan, plan_for
 from extproc.sse_guard import SseGuard, stream_error_events
 from extproc.usage_meter import UsageMeter
-from mesh.identity import Identity, IdentityInputs, resolve_identity
+from mesh.identity import Identity, IdentityInputs, resolve_identity, unauthenticated_hint
 from mesh.policy import Policy
 
 DEFAULT_MAX_REQUEST_BODY = 8 * 1024 * 1024
@@ -257,7 +257,8 @@ class Exchange:
         record.provider = self._provider.name if self._provider else None
 
         if not decision.allowed and self._refuse_or_audit(decision.reason):
-            return [self._refuse(ErrorKind.PERMISSION_DENIED, decision.reason)]
+            hint = unauthenticated_hint(identity, self._policy.identity_sources)
+            return [self._refuse(ErrorKind.PERMISSION_DENIED, decision.reason + hint)]
 
         if self._provider is None:
             # Not an LLM call Weir understands: identity was enough, bytes flow.

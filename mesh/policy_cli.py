@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TextIO
 
-from mesh.identity import UNAUTHENTICATED
+from mesh.identity import SOURCE_NEEDS, UNAUTHENTICATED, IdentityInputs, resolve_identity
 from mesh.policy import (
     MAX_POLICY_BYTES,
     Policy,
@@ -97,10 +97,51 @@ def _shadow_warning(shadowed: Shadowed) -> tuple[str, str]:
     )
 
 
-def explain(policy_path: str, identity: str, model: str | None, out: TextIO, err: TextIO) -> int:
-    """Print which rule decides ``identity`` (and ``model``) and what it allows."""
+def explain(
+    policy_path: str,
+    identity: str | None,
+    model: str | None,
+    out: TextIO,
+    err: TextIO,
+    inputs: IdentityInputs | None = None,
+) -> int:
+    """Print which rule decides ``identity`` (and ``model``) and what it allows.
+
+    With ``inputs`` (what Envoy would report: the peer certificate's URI SAN,
+    the node metadata, the XFCC header) the identity is resolved from them by
+    the policy's identity sources, as `weir serve` would, and when it comes
+    out ``unauthenticated`` the output says what each source found.
+    """
     policy = _load(policy_path, err)
     if policy is None:
+        return EXIT_INVALID
+    why: list[str] = []
+    if inputs is not None:
+        resolved = resolve_identity(
+            inputs,
+            sources=policy.identity_sources,
+            trust_domain=policy.trust_domain,
+            trusted_proxies=policy.xfcc_trusted_proxies,
+        )
+        if identity is not None and identity != resolved.principal:
+            print(
+                f"--identity {identity} disagrees with the identity the inputs give "
+                f"({resolved.principal}); give one or the other",
+                file=err,
+            )
+            return EXIT_INVALID
+        identity = resolved.principal
+        if not resolved.authenticated:
+            why = [f"why:       {note}" for note in resolved.detail.split("; ")]
+    elif identity == UNAUTHENTICATED:
+        why = [
+            "why:       no identity source yielded an identity; this policy tries, in order:",
+            *(f"           {s}: needs {SOURCE_NEEDS.get(s, s)}" for s in policy.identity_sources),
+            "           (give --peer-uri-san, --node-namespace/--node-service-account or "
+            "--xfcc to see what each finds)",
+        ]
+    if identity is None:
+        print("give --identity, or what Envoy reports (--peer-uri-san, --xfcc, ...)", file=err)
         return EXIT_INVALID
     if identity != UNAUTHENTICATED:
         try:
@@ -119,6 +160,7 @@ def explain(policy_path: str, identity: str, model: str | None, out: TextIO, err
     lines = [
         f"policy:    {policy.source} (digest {policy.digest})",
         f"identity:  {identity}",
+        *why,
     ]
     if workload is None:
         lines.append(f"rule:      defaultAction={policy.default_action} (no workload matches)")
