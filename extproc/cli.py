@@ -104,13 +104,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="weir", description="Runtime guard for LLM traffic in a service mesh."
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        metavar="LEVEL",
+        help="DEBUG, INFO, WARNING or ERROR (default INFO)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the ext_proc data plane server")
     serve.add_argument("--policy", required=True, metavar="FILE", help="policy YAML file")
-    serve.add_argument("--grpc-listen", default="0.0.0.0:9000", metavar="HOST:PORT")
-    serve.add_argument("--admin-listen", default="0.0.0.0:9901", metavar="HOST:PORT")
+    serve.add_argument(
+        "--grpc-listen",
+        default="0.0.0.0:9000",
+        metavar="HOST:PORT",
+        help="where Envoy reaches ext_proc, ext_authz and gRPC health (default 0.0.0.0:9000)",
+    )
+    serve.add_argument(
+        "--admin-listen",
+        default="0.0.0.0:9901",
+        metavar="HOST:PORT",
+        help="/healthz, /readyz, /metrics and /inventory over HTTP (default 0.0.0.0:9901)",
+    )
     serve.add_argument(
         "--max-request-body",
         type=_byte_size,
@@ -204,14 +219,32 @@ def build_parser() -> argparse.ArgumentParser:
     # `weir scan` owns its own argument parsing (extproc.scanner.cli); it is listed
     # here so that `weir --help` shows it.
     commands.add_parser(
-        "scan", help="scan a file for secrets, PII and prompt injection", add_help=False
+        "scan",
+        help="scan files, directories or stdin for secrets, PII and prompt injection "
+        "(jsonl, text or SARIF; see `weir scan --help`)",
+        add_help=False,
     )
 
     sandbox = commands.add_parser(
-        "sandbox", help="run the local mesh sandbox: real Envoy, mTLS, Weir, official SDKs"
+        "sandbox",
+        help="run the local mesh sandbox: real Envoy, mTLS, Weir, official SDKs",
+        description="Start a CA, SPIFFE certificates for three workloads, a fake LLM "
+        "upstream, `weir serve` and a real Envoy, then take a tour of guarded calls made "
+        "with the official openai and anthropic SDKs (`make demo`). Everything started is "
+        "stopped on exit, also on Ctrl-C.",
     )
-    sandbox.add_argument("--workdir", default=None, help="where certificates and logs go")
-    sandbox.add_argument("--keep", action="store_true", help="keep the workdir afterwards")
+    sandbox.add_argument(
+        "--workdir",
+        default=None,
+        metavar="DIR",
+        help="where certificates, envoy.yaml, the policy and the logs go "
+        "(default: a fresh temporary directory)",
+    )
+    sandbox.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the workdir afterwards (otherwise it is removed on exit)",
+    )
     sandbox.set_defaults(handler=_sandbox)
 
     controller = commands.add_parser(
