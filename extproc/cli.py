@@ -237,13 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--workdir",
         default=None,
         metavar="DIR",
-        help="where certificates, envoy.yaml, the policy and the logs go "
-        "(default: a fresh temporary directory)",
+        help="where certificates, envoy.yaml, the policy and the logs go, kept afterwards "
+        "(default: a fresh temporary directory, removed on exit)",
     )
     sandbox.add_argument(
         "--keep",
         action="store_true",
-        help="keep the workdir afterwards (otherwise it is removed on exit)",
+        help="keep the temporary workdir afterwards (a --workdir you name is never removed)",
     )
     sandbox.set_defaults(handler=_sandbox)
 
