@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pathspec
@@ -56,15 +56,20 @@ def iter_inputs(paths: Sequence[str], excludes: pathspec.PathSpec) -> Iterator[I
         if path == STDIN:
             yield Input("<stdin>", None)
             continue
-        try:
-            mode = os.stat(path).st_mode
-        except OSError as exc:
-            yield InputError(path, f"cannot read: {exc.strerror or exc}")
-            continue
-        if stat.S_ISDIR(mode):
+        mode = _mode(os.stat, path)
+        if isinstance(mode, InputError):
+            yield mode
+        elif stat.S_ISDIR(mode):
             yield from _walk(path, excludes)
         else:
             yield Input(os.path.normpath(path), path)
+
+
+def _mode(stat_of: Callable[[str], os.stat_result], path: str) -> int | InputError:
+    try:
+        return stat_of(path).st_mode
+    except OSError as exc:
+        return InputError(path, f"cannot read: {exc.strerror or exc}")
 
 
 def _walk(root: str, excludes: pathspec.PathSpec) -> Iterator[Input | InputError]:
@@ -88,11 +93,9 @@ def _walk(root: str, excludes: pathspec.PathSpec) -> Iterator[Input | InputError
             full = os.path.join(here, name)
             if excludes.match_file(rel_here + name):
                 continue
-            try:
-                mode = os.lstat(full).st_mode
-            except OSError as exc:
-                yield InputError(full, f"cannot read: {exc.strerror or exc}")
-                continue
-            if stat.S_ISREG(mode):
+            mode = _mode(os.lstat, full)
+            if isinstance(mode, InputError):
+                yield mode
+            elif stat.S_ISREG(mode):
                 yield Input(os.path.normpath(full), full)
     yield from errors

@@ -6,6 +6,7 @@ In-process through `main`, and as a module for standard input.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -257,3 +258,25 @@ def test_the_module_warns_on_invalid_utf8_on_standard_input() -> None:
     assert b"byte offset 0" in res.stderr and b"warning" in res.stderr
     res = _run(["--strict-utf8", "-"], b"\xffabc")
     assert res.returncode == 2
+
+
+def test_a_walk_does_not_follow_symbolic_links_or_read_special_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text(f"{KEY}\n")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "linked-dir").symlink_to(outside)
+    (tree / "linked-file.txt").symlink_to(outside / "secret.txt")
+    os.mkfifo(tree / "fifo")
+    assert main([str(tree)]) == 0
+    assert capsys.readouterr().out == ""
+    # Named on the command line, a link is read like any file.
+    assert main([str(tree / "linked-file.txt")]) == 1
+
+
+def test_an_empty_directory_is_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(tmp_path)]) == 0
+    assert capsys.readouterr().out == ""
