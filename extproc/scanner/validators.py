@@ -302,8 +302,17 @@ def card(text: str) -> Span:
     sep = next(iter(seps)) if seps else ""
     digits = text.replace(sep, "") if sep else text
     if len(digits) > 19:
-        # A grouped run longer than any card holds no card (nor a phone number).
-        return SUPPRESS if sep else None
+        # Longer than any card: cards written one after another with the same separator
+        # ("4111 1111 1111 1111 5555 5555 5555 4444"). Report the longest leading run of
+        # whole groups that is a card (the rest is scanned again); none: nothing here.
+        if not sep:
+            return None
+        parts = text.split(sep)
+        for k in range(len(parts) - 1, 0, -1):
+            head = sep.join(parts[:k])
+            if len(head) - (k - 1) <= 19 and card(head) not in (None, SUPPRESS):
+                return (0, len(head))
+        return SUPPRESS
     if len(digits) < 13:
         return None
     if sep:

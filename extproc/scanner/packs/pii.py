@@ -39,8 +39,8 @@ PII: tuple[Rule, ...] = (
         scanner="pii",
         # Groups may be separated by a space, dot, dash, slash, no-break space (U+00A0)
         # or narrow no-break space (U+202F); the validator wants one kind throughout.
-        # Up to 24 digits, so that a longer grouped run (an OID, an account number) is
-        # seen whole and refused, rather than a card being found at its start.
+        # Up to 24 digits, so that a longer grouped run is seen whole: the validator
+        # reports its leading card (then the next one is found) or refuses it all.
         pattern="[1-9](?:(?:[ .\\-/]|\u00a0|\u202f)?[0-9]){12,23}",
         validator="card",
         keywords=_DIGITS,
