@@ -39,7 +39,7 @@ ENFORCE = "enforce"
 AUDIT = "audit"
 DEFAULT_ACTION_RULE = "defaultAction"
 
-SCANNERS = ("secrets", "pii", "prompt-injection")
+SCANNERS = ("secrets", "pii", "prompt-injection", "exfiltration")
 ACTIONS = ("block", "redact", "audit")
 
 # Characters a SPIFFE ID path can contain, plus '/' and the glob star. A
@@ -230,7 +230,7 @@ class _Strict(BaseModel):
 
 
 class _ScanRuleDoc(_Strict):
-    scanner: Literal["secrets", "pii", "prompt-injection", "deny-list"]
+    scanner: Literal["secrets", "pii", "prompt-injection", "exfiltration", "deny-list"]
     action: Literal["block", "redact", "audit"]
     terms: list[str] | None = None
 

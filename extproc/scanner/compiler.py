@@ -96,6 +96,8 @@ def _compile_side(rules: Sequence[Rule], normalized: bool) -> Side | None:
             # The automaton starts at the anchor, which must follow an extension byte.
             anchor = np.zeros(258, dtype=np.bool_)
             anchor[:256] = _mask_to_bool(context_mask(rule.extend))
+            if rule.extend_min == 0:
+                anchor |= lok  # an empty extension: the anchor may start the match itself
             dfa_left.append(anchor)
         else:
             dfa_left.append(lok)
