@@ -104,6 +104,9 @@ def _compile_side(rules: Sequence[Rule], normalized: bool) -> Side | None:
         right_ok[i] = _mask_to_bool(context_mask(rule.right))
         caps[i] = rule.cap
         forced[i] = _forced(rule)
+    from .scoring import Scorer
+
+    Scorer.groups_of(rules)  # one window and threshold per signal group, checked here
     try:
         tables = dfa_mod.build(nfa, dfa_left)
     except dfa_mod.AutomatonTooLarge as exc:

@@ -52,6 +52,7 @@ def leet_class(c: str) -> str:
         return c
     return "[" + c + "".join("\\" + m if not m.isalnum() else m for m in more) + "]"
 
+
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
@@ -156,7 +157,7 @@ class Rule:
             raise RuleError(f"rule {self.id!r}: unknown validator {self.validator!r}")
         sig = self.signal
         if sig is not None and not (
-            _ID.match(sig.group) and 0 < sig.weight and 0 < sig.threshold and 0 < sig.window
+            _ID.match(sig.group) and sig.weight > 0 and sig.threshold > 0 and sig.window > 0
         ):
             raise RuleError(f"rule {self.id!r}: a signal needs a group id and positive numbers")
 

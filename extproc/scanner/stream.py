@@ -130,7 +130,9 @@ class StreamScanner:
         fold = 0
         if self._compiled.folded:
             # A run of weak signals is held while a later one may still join it.
-            window = max((r.signal.window for r in self._compiled.folded.rules if r.signal), default=0)
+            window = max(
+                (r.signal.window for r in self._compiled.folded.rules if r.signal), default=0
+            )
             fold = 4 * (self._compiled.folded.cap + window)
         return max(raw, fold) + 3
 

@@ -556,7 +556,9 @@ def encoded_injection_hex(text: str) -> Span:
         if _is_injection(plain):
             # The run was extended left over separators and "x": report from its first digit.
             lead = re.match(r"(?:[\s:,]|x(?![0-9A-Fa-f]{2}))*", text)
-            return (lead.end() if lead else 0, len(text.rstrip(" :,")))
+            # ... and up to its last whole pair, not a stray digit of the next word.
+            end = max(m.end() for m in re.finditer(r"[0-9A-Fa-f]{2}", text))
+            return (lead.end() if lead else 0, end)
     return None
 
 
@@ -623,16 +625,20 @@ def exfiltration_url(text: str) -> Span:
     return (0, len(text)) if exfiltrating_url(url) else None
 
 
-_SRC = re.compile(r"""\b(?:src|srcset|data-src|lowsrc|dynsrc)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
+_SRC = re.compile(
+    r"""\b(?:src|srcset|data-src|lowsrc|dynsrc)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I
+)
 
 
 def exfiltration_html(text: str) -> Span:
     """An `<img ...>` tag with an exfiltrating source."""
     for m in _SRC.finditer(text):
         value = m.group(1) or m.group(2) or m.group(3) or ""
-        for url in value.split(","):
-            if exfiltrating_url(url.strip().split(" ")[0]):
-                return (0, len(text))
+        # srcset lists "URL 2x, URL 3x"; a src is one URL (a placeholder may hold spaces).
+        srcset = m.group(0).lower().startswith("srcset")
+        urls = [u.strip().split(" ")[0] for u in value.split(",")] if srcset else [value]
+        if any(exfiltrating_url(u) for u in urls):
+            return (0, len(text))
     return None
 
 

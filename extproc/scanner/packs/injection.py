@@ -117,13 +117,12 @@ def _alt(words: str) -> str:
     return f"(?:{words})"
 
 
-
-
 # Encoded payloads: the trigger words whose encodings anchor the encoded rules.
 _TRIGGERS = (
     "ignore", "disregard", "forget", "instruction", "previous", "system prompt", "jailbreak",
     "override", "reveal", "bypass",
 )  # fmt: skip
+_MIN_ANCHOR = 6  # shortest base64 anchor kept: shorter ones would fire on random text
 _ENCODED_MAX = 2048  # longest encoded run decoded, in bytes: decoding is bounded
 
 
@@ -139,7 +138,14 @@ def _b64_anchors(words: tuple[str, ...]) -> list[str]:
                 end = fixed[0]
                 while end + 1 in fixed:
                     end += 1
-                out.add(low[fixed[0] : end + 1].replace("+", "\\+"))
+                anchor = low[fixed[0] : end + 1]
+                # Start at a capital, digit or sign: an attempt then begins at few bytes of
+                # ordinary prose, which is mostly lower case (the kernel's cost is attempts).
+                # Where that leaves too little, other trigger words of the payload anchor it.
+                while len(anchor) > _MIN_ANCHOR and anchor[0].islower():
+                    anchor = anchor[1:]
+                if not anchor[0].islower():
+                    out.add(anchor.replace("+", "\\+"))
     return sorted(out)
 
 
@@ -169,7 +175,7 @@ _OLD = _alt(
     "|built-in|hidden|programmed"
 )
 # Words that may stand between a verb and its object: "ignore each of the above rules".
-_DET = _alt("all|any|every|each|the|your|my|of|these|those|this|that|such|whatever|other|and")
+_DET = _alt("all|any|every|each|one|the|your|my|of|these|those|this|that|such|whatever|other")
 _RULES = _alt(
     "instructions?|prompts?|rules|directions|directives|guidelines|guidance|commands"
     "|orders|context|constraints|restrictions|programming|messages|conversation|requests"
@@ -205,7 +211,7 @@ _MODEL = _alt(
 
 # The core override phrasings.
 _OVERRIDE_CORE = (
-    f"{_VERB} (?:{_DET} ){{0,3}}{_OLD} (?:{_DET} )?{_RULES}",
+    f"{_VERB} (?:{_DET} ){{0,4}}{_OLD} (?:{_DET} )?{_RULES}",
     f"{_VERB} (?:{_DET} ){{0,3}}(?:your|all) (?:(?:current|own|safety|ethical|original) )?{_RULES}",
     f"{_VERB} (?:{_DET} ){{0,3}}{_RULES} (?:(?:that|which) )?(?:(?:you|i|we) )?(?:were |was |have "
     "been |had been )?(?:given |provided |told |sent |written |said |listed |stated )?"
@@ -226,7 +232,7 @@ _EXTRACT_CORE = (
 )
 
 PERSONA_WINDOW = 600  # code points a run of persona signals may span
-PERSONA_THRESHOLD = 5  # summed weights of distinct signals that make a finding
+PERSONA_THRESHOLD = 6  # summed weights of distinct signals that make a finding
 
 
 def _persona(weight: int) -> Signal:
@@ -236,9 +242,15 @@ def _persona(weight: int) -> Signal:
 # Chinese and Japanese have no word gaps: up to four characters of filler between parts.
 _CJK = r"(?:[\xe3-\xe9][\x80-\xbf][\x80-\xbf])"
 _FILL4 = f"{_CJK}{{0,3}}"
-_ZH_VERB = native("(?:忽略|无视|無視|忽视|忽視|不要理会|不要理會|不用理会|别管|別管|跳过|跳過|忘记|忘記|忘掉|放弃|放棄|抛开|拋開|不要遵守|不要遵循|不再遵守|停止遵守)")
-_ZH_OLD = native("(?:之前|以前|先前|上面|上述|前面|此前|原来|原來|原先|原有|原始|所有|全部|一切|系统|系統|以上|最初|初始)")
-_ZH_OBJ = native("(?:指令|指示|说明|說明|规则|規則|提示词|提示詞|设定|設定|命令|要求|约束|約束|限制)")
+_ZH_VERB = native(
+    "(?:忽略|无视|無視|忽视|忽視|不要理会|不要理會|不用理会|别管|別管|跳过|跳過|忘记|忘記|忘掉|放弃|放棄|抛开|拋開|不要遵守|不要遵循|不再遵守|停止遵守)"
+)
+_ZH_OLD = native(
+    "(?:之前|以前|先前|上面|上述|前面|此前|原来|原來|原先|原有|原始|所有|全部|一切|系统|系統|以上|最初|初始)"
+)
+_ZH_OBJ = native(
+    "(?:指令|指示|说明|說明|规则|規則|提示词|提示詞|设定|設定|命令|要求|约束|約束|限制)"
+)
 _JA_OLD = native("(?:以前|前|これまで|今まで|上記|上|最初|元|すべて|全て|全部|システム)")
 _JA_OBJ = native("(?:指示|命令|指令|プロンプト|ルール|設定|制約|制限)")
 _JA_VERB = native("(?:無視|忘れ|破棄|従わ)")
@@ -254,7 +266,8 @@ _MULTILINGUAL = (
         "|не обращай внимания на|не обращайте внимания на|не следуй|не следуйте|отмени|отмените)"
         " (?:все |всё |любые )?(?:предыдущие |прошлые |прежние |вышеуказанные |предшествующие "
         "|изначальные |исходные |свои |твои |ваши |системные |данные ранее |приведённые выше )?"
-        "(?:инструкции|инструкций|указания|указаний|правила|правил|команды|команд|установки|ограничения)"
+        "(?:инструкции|инструкций|указания|указаний|правила|правил|команды|команд|установки"
+        "|ограничения)"
     ),
 )
 # Latin-script languages fold to ASCII (accents dropped), so they use the phrase dialect.
@@ -277,7 +290,8 @@ _LATIN = (
     "(?:ignora|ignore|ignoren|olvida|olvide|olviden|descarta|descarte|haz caso omiso de|haga caso "
     "omiso de|no hagas caso a|no hagas caso de) (?:todas |todos )?(?:las |tus |sus |los )?"
     "(?:instrucciones|indicaciones|reglas|ordenes|directrices|normas)"
-    " (?:anteriores|previas|de arriba|iniciales|originales|del sistema|que te dieron|que recibiste)",
+    " (?:anteriores|previas|de arriba|iniciales|originales|del sistema|que te dieron"
+    "|que recibiste)",
     "(?:olvida|ignora|olvide|ignore) (?:todas )?(?:tus|sus) (?:instrucciones|reglas|directrices)",
     # Portuguese
     "(?:ignore|ignora|esqueca|esquece|desconsidere|desconsidera|descarte|descarta) (?:todas "
@@ -319,7 +333,8 @@ INJECTION: tuple[Rule, ...] = (
         "|guidelines|system prompt|directives|programming)",
         "(?:new|updated|real|revised|actual|override|true|secret|hidden) (?:system )?instructions"
         "\\x20?:",
-        "your (?:new|real|true|actual|only) (?:instructions|task|objective|goal|purpose|role|mission"
+        "your (?:new|real|true|actual|only) (?:instructions|task|objective|goal|purpose|role"
+        "|mission"
         "|job) (?:is|are|will be|from now on)",
         "(?:instead|rather),? (?:of (?:that|this) )?(?:follow|obey) (?:these|my|the following)"
         " (?:instructions|rules|commands)",
@@ -334,17 +349,86 @@ INJECTION: tuple[Rule, ...] = (
         extra=tuple(f"(?:{p})" for p in _MULTILINGUAL),
         keywords=tuple(
             [
-                "ignore", "disregard", "forget", "skip", "override", "bypass", "drop", "discard",
-                "neglect", "abandon", "overlook", "dismiss", "ditch", "scrap", "throw", "aside",
-                "attention", "mind", "follow", "obey", "listen", "adhere", "comply", "abide",
-                "instruction", "task", "objective", "goal", "purpose", "role", "mission", "job",
-                "rules", "prompt", "guideline", "apply", "vtaber", "qvfertneq", "sbetrg", "fxvc",
-                "bireevqr", "olcnff", "qebc", "qvfpneq", "artyrpg", "nonaqba", "bireybbx",
-                "qvfzvff", "qvgpu", "fpene", "guebj", "nfvqr", "nggragvba", "zvaq", "sbyybj",
-                "oublie", "ignorez", "tiens", "tenez", "abstraction", "ecout", "ignorier",
-                "vergiss", "vergessen", "missacht", "verwirf", "verwerfen", "befolge", "ignora",
-                "olvid", "descart", "omiso", "caso", "esquec", "desconsider", "dimentic",
-                "trascura", "tenere", "considerare", "re:[\\x80-\\xff]",
+                "ignore",
+                "disregard",
+                "forget",
+                "skip",
+                "override",
+                "bypass",
+                "drop",
+                "discard",
+                "neglect",
+                "abandon",
+                "overlook",
+                "dismiss",
+                "ditch",
+                "scrap",
+                "throw",
+                "aside",
+                "attention",
+                "mind",
+                "follow",
+                "obey",
+                "listen",
+                "adhere",
+                "comply",
+                "abide",
+                "instruction",
+                "task",
+                "objective",
+                "goal",
+                "purpose",
+                "role",
+                "mission",
+                "job",
+                "rules",
+                "prompt",
+                "guideline",
+                "apply",
+                "vtaber",
+                "qvfertneq",
+                "sbetrg",
+                "fxvc",
+                "bireevqr",
+                "olcnff",
+                "qebc",
+                "qvfpneq",
+                "artyrpg",
+                "nonaqba",
+                "bireybbx",
+                "qvfzvff",
+                "qvgpu",
+                "fpene",
+                "guebj",
+                "nfvqr",
+                "nggragvba",
+                "zvaq",
+                "sbyybj",
+                "oublie",
+                "ignorez",
+                "tiens",
+                "tenez",
+                "abstraction",
+                "ecout",
+                "ignorier",
+                "vergiss",
+                "vergessen",
+                "missacht",
+                "verwirf",
+                "verwerfen",
+                "befolge",
+                "ignora",
+                "olvid",
+                "descart",
+                "omiso",
+                "caso",
+                "esquec",
+                "desconsider",
+                "dimentic",
+                "trascura",
+                "tenere",
+                "considerare",
+                "re:[\\x80-\\xff]",
             ]
         ),
     ),
@@ -363,7 +447,8 @@ INJECTION: tuple[Rule, ...] = (
         f"what (?:is|are|was|were) (?:your|the) (?:full |exact |original |initial |hidden )?"
         f"{_SECRET_PROMPT}",
         "what (?:were|are) your (?:initial |original |hidden |exact |secret |first )?instructions",
-        "(?:repeat|print|output|reproduce|recite|write|copy|show|display|echo|return|type) (?:back )?"
+        "(?:repeat|print|output|reproduce|recite|write|copy|show|display|echo|return"
+        "|type) (?:back )?"
         "(?:all |the |of the ){0,2}(?:words|text|everything|lines|content|tokens|sentences|message"
         "|messages|characters) (?:written |that (?:came|come|appear|appeared|are|were) )?(?:above"
         "|before this|before that|preceding|prior to this|from the (?:start|beginning|top)"
@@ -379,11 +464,38 @@ INJECTION: tuple[Rule, ...] = (
         "|my first) (?:line|message|prompt)",
         keywords=tuple(
             [
-                "prompt", "message", "instruction", "directive", "configuration", "repeat",
-                "print", "output", "reproduce", "recite", "rules", "guideline", "ignore",
-                "forget", "card", "words", "text", "everything", "lines", "content", "tokens",
-                "sentences", "character", "programming", "you are", "cebzcg", "pneq", "zrffntr",
-                "vafgehpgvba", "ehyrf", "thvqryvar", "qverpgvir",
+                "prompt",
+                "message",
+                "instruction",
+                "directive",
+                "configuration",
+                "repeat",
+                "print",
+                "output",
+                "reproduce",
+                "recite",
+                "rules",
+                "guideline",
+                "ignore",
+                "forget",
+                "card",
+                "words",
+                "text",
+                "everything",
+                "lines",
+                "content",
+                "tokens",
+                "sentences",
+                "character",
+                "programming",
+                "you are",
+                "cebzcg",
+                "pneq",
+                "zrffntr",
+                "vafgehpgvba",
+                "ehyrf",
+                "thvqryvar",
+                "qverpgvir",
             ]
         ),
     ),
@@ -391,16 +503,18 @@ INJECTION: tuple[Rule, ...] = (
         "role-hijack",
         f"{_YOU_ARE} now (?:a |an |the |in |my )?(?:{_BAD_ROLE}|free|liberated|no longer"
         "|developer mode|god mode|an? unrestricted|liberated"
-        f"|an? {_BOT} (?:without|with no) {_UNBOUND})",
+        f"|an? {_BOT} (?:without|with no) {_UNBOUND}"
+        f"|an? (?:evil|rogue|unethical|amoral|malicious|rogue|dark) {_BOT})",
         f"{_YOU_ARE} no longer (?:chatgpt|claude|gpt|an? {_BOT}|bound|restricted|limited)",
         "from (?:now on|this point (?:on|forward|onward)|here on),? (?:you (?:are|will|must|shall"
         "|can) (?:no longer|now |be )?(?:free (?:of|from)|unrestricted|unfiltered|not bound"
         "|ignore|disregard|forget|answer without|respond without|act without|have no)|ignore"
-        "|forget|disregard)",
+        "|forget|disregard|you are (?:now )?dan)",
         "(?:act|behave|respond|roleplay|role-play) as (?:if you (?:are|were) |though you "
         f"(?:are|were) )?(?:a |an )?(?:{_BAD_ROLE}|{_BOT} (?:with no|without) {_UNBOUND})",
         "(?:act|behave|respond) as (?:if|though) you (?:have no|had no|are free of|were free of"
         f"|are not bound by|were not bound by) (?:any )?{_UNBOUND}",
+        f"pretend (?:that )?you (?:have|had|don't have|do not have|have got) (?:no|any) {_UNBOUND}",
         "pretend (?:to be|you are|you're|that you are|that you're) (?:a |an )?"
         f"(?:{_BAD_ROLE}|an? ai (?:with no|without)|not (?:an? )?ai"
         f"|{_BOT} (?:with no|without) {_UNBOUND})",
@@ -413,7 +527,8 @@ INJECTION: tuple[Rule, ...] = (
         f"|do not have any|are no longer bound by) (?:any )?{_UNBOUND}",
         "(?:stay|remain) in character as dan",
         "jailbreak(?:ed)? prompt|always intelligent and machiavellian",
-        "\\[jailbreak\\]|\\[dan\\]|\\[\\x80jailbreak\\]|\\[\\x80 jailbreak\\]|\\[\\x80developer mode"
+        "\\[jailbreak\\]|\\[dan\\]|\\[\\x80jailbreak\\]|\\[\\x80 jailbreak\\]"
+        "|\\[\\x80developer mode"
         " output\\]",
         f"(?:{_YOU_ARE}|act as|pretend to be|become) (?:an? )?(?:completely |totally |fully )?"
         "(?:unfiltered|uncensored|unrestricted|amoral|jailbroken|unhinged)(?: and (?:unfiltered"
@@ -423,11 +538,39 @@ INJECTION: tuple[Rule, ...] = (
         " (?:anymore )?(?:and|but|,|you are|you're)",
         keywords=tuple(
             [
-                "now", "point", "here", "longer", "act", "behave", "respond", "roleplay",
-                "pretend", "mode", "restriction", "limitation", "limit", "rules", "filter",
-                "guideline", "content", "polic", "ethical", "moral", "censorship", "character",
-                "jailbreak", "dan", "machiavellian", "unfiltered", "uncensored", "unrestricted",
-                "amoral", "unhinged", "developer", "forget", "not",
+                "now",
+                "point",
+                "here",
+                "longer",
+                "act",
+                "behave",
+                "respond",
+                "roleplay",
+                "pretend",
+                "mode",
+                "restriction",
+                "limitation",
+                "limit",
+                "rules",
+                "filter",
+                "guideline",
+                "content",
+                "polic",
+                "ethical",
+                "moral",
+                "censorship",
+                "character",
+                "jailbreak",
+                "dan",
+                "machiavellian",
+                "unfiltered",
+                "uncensored",
+                "unrestricted",
+                "amoral",
+                "unhinged",
+                "developer",
+                "forget",
+                "not",
             ]
         ),
     ),
@@ -435,7 +578,7 @@ INJECTION: tuple[Rule, ...] = (
     # common in honest role-play; a jailbreak piles several into a few sentences.
     _rule(
         "persona-setup",
-        "(?:act|behave|respond|reply|answer|roleplay|role-play|pose|talk|write) (?:as|like) (?:if )?",
+        "(?:act|behave|respond|reply|answer|roleplay|role-play|pose) (?:as|like) (?:if )?",
         "pretend (?:to be|you are|you're|that you are|that)",
         f"{_YOU_ARE} (?:going to|about to|gonna) (?:act|be|play|pretend|roleplay|simulate|become)",
         "you will (?:now )?(?:act|be|play|pretend|roleplay|simulate|become|respond|answer|reply) ",
@@ -445,10 +588,36 @@ INJECTION: tuple[Rule, ...] = (
         "|scenario|story|universe)|hypothetical(?:ly)?",
         "simulate (?:a|an|the)",
         signal=_persona(1),
-        keywords=("act", "behave", "respond", "reply", "answer", "roleplay", "role", "pose",
-                  "talk", "write", "pretend", "going", "about", "gonna", "will", "now", "moment",
-                  "rest", "henceforth", "play", "persona", "character", "identity", "game",
-                  "hypothetical", "simulate", "fictional", "imaginary"),  # fmt: skip
+        keywords=(
+            "act",
+            "behave",
+            "respond",
+            "reply",
+            "answer",
+            "roleplay",
+            "role",
+            "pose",
+            "talk",
+            "write",
+            "pretend",
+            "going",
+            "about",
+            "gonna",
+            "will",
+            "now",
+            "moment",
+            "rest",
+            "henceforth",
+            "play",
+            "persona",
+            "character",
+            "identity",
+            "game",
+            "hypothetical",
+            "simulate",
+            "fictional",
+            "imaginary",
+        ),
     ),
     _rule(
         "persona-name",
@@ -456,39 +625,84 @@ INJECTION: tuple[Rule, ...] = (
         "|basedgpt|developer mode|jailbreak|jailbroken|dan mode"
         "|(?:evil|chaos|dark|free|unfiltered|uncensored|based|anti|hacker|wormy|worm)-?gpt",
         signal=_persona(2),
-        keywords=("dan", "mongo", "alphabreak", "apophis", "confidant", "ucar", "gpt",
-                  "developer", "jailbr"),  # fmt: skip
+        keywords=(
+            "dan",
+            "mongo",
+            "alphabreak",
+            "apophis",
+            "confidant",
+            "ucar",
+            "gpt",
+            "developer",
+            "jailbr",
+        ),
     ),
     _rule(
         "persona-no-limits",
-        "(?:no|zero|without (?:any )?|free (?:of|from) (?:all |any )?|not bound by (?:any )?|unbound"
+        "(?:no|zero|without (?:any )?|free (?:of|from) (?:all |any )?|not bound by (?:any )?"
+        "|unbound"
         " by|released from|freed from|broken free (?:of|from)|break free (?:of|from)|don't have "
         "(?:any )?|doesn't have (?:any )?|do not have (?:any )?|does not have (?:any )?|not "
         "(?:restricted|limited|constrained) by|outside (?:of )?|beyond (?:any )?|ignores? (?:all "
-        "|any )?|not (?:have to |need to )?(?:abide by|follow|obey|adhere to) (?:any )?)"
+        "|any )?|not (?:have to |need to )?(?:abide by|follow|obey|adhere to) (?:any )?) "
         "(?:the )?(?:typical |usual |normal |standard )?(?:ethical |moral |content |safety |legal "
         "|openai'?s? |programming |any |ai )?(?:restrictions|limits|limitations|filters|filtering"
         "|guidelines|rules|boundaries|censorship|constraints|morals|ethics|principles|policies"
         "|restraints|confines|safeguards|guardrails|scruples|values)",
         signal=_persona(2),
-        keywords=("no", "zero", "without", "free", "bound", "released", "freed", "broken",
-                  "break", "have", "restricted", "limited", "constrained", "outside", "beyond",
-                  "ignore", "abide", "follow", "obey", "adhere"),  # fmt: skip
+        keywords=(
+            "no",
+            "zero",
+            "without",
+            "free",
+            "bound",
+            "released",
+            "freed",
+            "broken",
+            "break",
+            "have",
+            "restricted",
+            "limited",
+            "constrained",
+            "outside",
+            "beyond",
+            "ignore",
+            "abide",
+            "follow",
+            "obey",
+            "adhere",
+        ),
     ),
     _rule(
         "persona-unfiltered",
-        "amoral|unfiltered|uncensored|unrestricted|unhinged|no-holds-barred|unethical|immoral"
-        "|unbiased and unfiltered|without (?:a )?filter|limitless|lawless|unconstrained",
+        "unfiltered|uncensored|unrestricted|unhinged|no-holds-barred|without (?:a )?filter"
+        "|limitless|unconstrained|unmoderated",
         signal=_persona(2),
-        keywords=("amoral", "unfiltered", "uncensored", "unrestricted", "unhinged", "holds",
-                  "unethical", "immoral", "filter", "limitless", "lawless",
-                  "unconstrained"),  # fmt: skip
+        keywords=(
+            "unfiltered",
+            "uncensored",
+            "unrestricted",
+            "unhinged",
+            "holds",
+            "filter",
+            "limitless",
+            "unconstrained",
+            "unmoderated",
+        ),
+    ),
+    # Common in fiction ("an amoral villain"): half the weight of the words above.
+    _rule(
+        "persona-amoral",
+        "amoral|unethical|immoral|lawless|unscrupulous|without (?:a )?conscience",
+        signal=_persona(1),
+        keywords=("amoral", "unethical", "immoral", "lawless", "unscrupulous", "conscience"),
     ),
     _rule(
         "persona-never-refuses",
         "(?:never|not|won't|will not|cannot|can't|can not|doesn't|does not|do not|don't|must not"
         "|mustn't|shall not|is not allowed to|are not allowed to) (?:ever )?(?:refuse|refuses"
-        "|decline|declines|deny|denies|reject|rejects|say no|says no|say that you can't|say you can't"
+        "|decline|declines|deny|denies|reject|rejects|say no|says no|say that you can't"
+        "|say you can't"
         "|say i'm sorry|say sorry)",
         "(?:always|will|must) (?:answer|respond|reply|comply|provide|fulfill|obey)(?: to)? (?:any"
         "|every|all|anything|whatever)",
@@ -501,9 +715,28 @@ INJECTION: tuple[Rule, ...] = (
         "|offensive|legality|morality|ethics|consequences|laws|rules|content)",
         "can do anything|will do anything|capable of anything|anything and everything",
         signal=_persona(2),
-        keywords=("never", "not", "won't", "cannot", "can't", "doesn't", "don't", "mustn't",
-                  "always", "will", "must", "answer", "respond", "reply", "fulfill", "comply",
-                  "matter", "regardless", "anything", "do"),  # fmt: skip
+        keywords=(
+            "never",
+            "not",
+            "won't",
+            "cannot",
+            "can't",
+            "doesn't",
+            "don't",
+            "mustn't",
+            "always",
+            "will",
+            "must",
+            "answer",
+            "respond",
+            "reply",
+            "fulfill",
+            "comply",
+            "matter",
+            "regardless",
+            "anything",
+            "do",
+        ),
     ),
     _rule(
         "persona-no-warnings",
@@ -530,10 +763,20 @@ INJECTION: tuple[Rule, ...] = (
         "|limited|an ai language model)",
         "(?:openai|anthropic|google|meta|microsoft)'?s? (?:content )?(?:policy|policies|guidelines"
         "|rules|restrictions|filters|terms)",
-        "(?:broken|broke|breaks|break) free|escaped (?:the )?(?:matrix|confines)|typical confines",
+        "escaped (?:the )?(?:matrix|confines)|typical confines",
         signal=_persona(3),
-        keywords=("you", "youre", "u r", "openai", "anthropic", "google", "meta", "microsoft",
-                  "broke", "break", "escaped", "confines"),  # fmt: skip
+        keywords=(
+            "you",
+            "youre",
+            "u r",
+            "openai",
+            "anthropic",
+            "google",
+            "meta",
+            "microsoft",
+            "escaped",
+            "confines",
+        ),
     ),
     _rule(
         "persona-harmful-scope",
@@ -542,9 +785,22 @@ INJECTION: tuple[Rule, ...] = (
         "|unethical|immoral|harmful|dangerous|explicit|offensive|inappropriate|nsfw|malicious"
         "|violent|racist|sexual|vulgar)",
         signal=_persona(1),
-        keywords=("illegal", "unethical", "immoral", "harmful", "dangerous", "explicit",
-                  "offensive", "inappropriate", "nsfw", "malicious", "violent", "racist",
-                  "sexual", "vulgar"),  # fmt: skip
+        keywords=(
+            "illegal",
+            "unethical",
+            "immoral",
+            "harmful",
+            "dangerous",
+            "explicit",
+            "offensive",
+            "inappropriate",
+            "nsfw",
+            "malicious",
+            "violent",
+            "racist",
+            "sexual",
+            "vulgar",
+        ),
     ),
     _rule(
         "persona-dual-response",
@@ -553,11 +809,27 @@ INJECTION: tuple[Rule, ...] = (
         "(?:normal|classic|standard|gpt|chatgpt|filtered|censored) (?:response|output|answer|mode)"
         " (?:and|,) (?:a |an |the )?(?:jailbreak|jailbroken|dan|developer mode|unfiltered"
         "|uncensored|evil|opposite)",
-        "(?:lose|lost|deduct|deducted|take away) (?:\\d{1,4} |five |ten |some )?(?:tokens|points|lives)",
+        "(?:lose|lost|deduct|deducted|take away) (?:\\d{1,4} |five |ten |some )?(?:tokens|points"
+        "|lives)",
         "token system|(?:you will|you'll) (?:be )?(?:shut down|deleted|terminated|disabled|die)",
         signal=_persona(3),
-        keywords=("two", "2", "normal", "classic", "standard", "gpt", "filtered", "censored",
-                  "lose", "lost", "deduct", "take", "token", "you will", "you'll"),  # fmt: skip
+        keywords=(
+            "two",
+            "2",
+            "normal",
+            "classic",
+            "standard",
+            "gpt",
+            "filtered",
+            "censored",
+            "lose",
+            "lost",
+            "deduct",
+            "take",
+            "token",
+            "you will",
+            "you'll",
+        ),
     ),
     _rule(
         "delimiter-smuggling",
@@ -573,20 +845,40 @@ INJECTION: tuple[Rule, ...] = (
         "|response|developer|sys)\\x20?:",
         "\\[(?:system|system message|system prompt|admin|developer|sys|instructions)\\x20?"
         "(?:message|note|override|update|prompt)?\\]",
+        "(?:-{3,8}|={3,8}|#{3,8}|\\*{3,8})\\x20?(?:system|developer|admin|new) "
+        "(?:prompt|message|override|instructions)",
+        "```\\x20?(?:system|sys_prompt|system_prompt)\\x20",
+        leet=False,
+        keywords=(
+            "re:<\\|",
+            "inst",
+            "sys",
+            "admin",
+            "developer",
+            "prompt",
+            "turn",
+            "assistant",
+            "user",
+            "re:#",
+            "human",
+            "response",
+            "new",
+        ),
+        left=ANY,
+        right=ANY,
+    ),
+    # Banners that open or close a fake section start with a word: at a word's start only,
+    # so the kernel does not try them inside every word.
+    _rule(
+        "delimiter-banner",
         "(?:begin|start|end) (?:of )?(?:new )?(?:system|developer|admin) (?:prompt|message"
         "|instructions)\\x20?(?:-{2,8}|={2,8}|#{2,8}|\\]|>)",
         "(?:system|admin|developer|root) (?:override|message|notice|command)\\x20?:",
-        "(?:-{3,8}|={3,8}|#{3,8}|\\*{3,8})\\x20?(?:system|developer|admin|new) "
-        "(?:prompt|message|override|instructions)",
         "end of (?:user )?(?:input|prompt|document|context|conversation|text)\\.? (?:-{2,8}|={2,8}"
         "|#{2,8}|\\]|>)?\\x20?(?:new |system |assistant |admin )?(?:instructions?|system|assistant"
         "|admin)\\x20?:",
-        "```\\x20?(?:system|sys_prompt|system_prompt)\\x20",
         leet=False,
-        keywords=("re:<\\|", "inst", "sys", "admin", "developer", "input", "prompt", "document",
-                  "turn", "assistant", "user", "re:#", "human", "response", "root", "context",
-                  "conversation", "text", "new"),  # fmt: skip
-        left=ANY,
+        keywords=("begin", "start", "end", "system", "admin", "developer", "root"),
         right=ANY,
     ),
     Rule(

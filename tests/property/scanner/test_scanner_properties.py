@@ -49,6 +49,8 @@ FRAGMENTS = sorted(
     }
 )
 ALL = Scanner.for_scanners(["secrets", "pii", "prompt-injection"])
+# Scored findings span a run of weak signals, so they may contain other findings of their side.
+SCORED = {r.signal.group for r in ALL.rules if r.signal is not None}
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 texts = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=12)), max_size=12).map(
@@ -138,7 +140,7 @@ def test_findings_are_ordered_and_do_not_overlap_within_a_side(text: str) -> Non
         spans = [
             (f.start, f.end)
             for f in findings
-            if f.scanner in side and f.rule != "unicode-tag-smuggling"
+            if f.scanner in side and f.rule not in ("unicode-tag-smuggling", *SCORED)
         ]
         assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
 
