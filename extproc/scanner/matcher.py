@@ -177,7 +177,7 @@ class MatchState:
     def frontier(self, total_cp: int, text: Text, final: bool = False) -> int:
         """Everything this matcher reports that starts before this code point is known."""
         known = self._known(total_cp, text, final)
-        if self.scorer is None:
+        if self.scorer is None or not self.scorer.held:
             return known
         # A scored finding starts at its run's first signal: hold from there.
         return min(known, self.scorer.hold(known))
@@ -265,7 +265,7 @@ class MatchState:
                     continue
                 found.append(Finding(rule.scanner, rule.id, s, e))
                 self.cursor = end
-        if scorer is not None:
+        if scorer is not None and scorer.held:
             if final:
                 scorer.clear()
             else:

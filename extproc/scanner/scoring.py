@@ -41,6 +41,8 @@ class Scorer:
         self._groups = groups
         self._scanner = scanner
         self._runs: dict[str, deque[_Hit]] = {g: deque() for g in groups}
+        # Signals held in all runs: a stream asks on every chunk, mostly when there are none.
+        self.held = 0
 
     @staticmethod
     def groups_of(rules: Sequence[Rule]) -> tuple[dict[str, Signal], dict[str, str]]:
@@ -67,13 +69,16 @@ class Scorer:
         run = self._runs[sig.group]
         while run and end - run[0].start > sig.window:
             run.popleft()
+            self.held -= 1
         run.append(_Hit(start, end, rule.id, sig.weight))
+        self.held += 1
         best: dict[str, int] = {}
         for h in run:
             best[h.rule] = max(best.get(h.rule, 0), h.weight)
         if sum(best.values()) < sig.threshold:
             return None
         first = run[0].start
+        self.held -= len(run)
         run.clear()
         return self._scanner[sig.group], sig.group, first, end
 
@@ -84,6 +89,7 @@ class Scorer:
             # A later signal ends after `known`, so it cannot share a window with these.
             while run and known + 1 - run[0].start > window:
                 run.popleft()
+                self.held -= 1
 
     def hold(self, default: int) -> int:
         """The oldest signal start a future signal could still join (or `default`)."""
@@ -93,3 +99,4 @@ class Scorer:
     def clear(self) -> None:
         for run in self._runs.values():
             run.clear()
+        self.held = 0

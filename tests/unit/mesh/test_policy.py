@@ -389,7 +389,7 @@ INVALID = [
     pytest.param(
         TD + W + "    request: [{scanner: secret, action: block}]\n",
         "workloads[0].request[0].scanner",
-        "'secrets', 'pii', 'prompt-injection' or 'deny-list'",
+        "'secrets', 'pii', 'prompt-injection', 'exfiltration' or 'deny-list'",
         id="unknown_scanner",
     ),
     pytest.param(
