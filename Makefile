@@ -43,6 +43,7 @@ e2e: $(INSTALLED)
 bench: $(BENCH_INSTALLED)
 	$(BIN)/python loadtest/bench_codec.py
 	$(BIN)/python loadtest/bench_scanner.py
+	$(BIN)/python tests/data/scanner/injection_report.py
 	$(BIN)/python -m loadtest.bench_exchange
 	$(BIN)/python loadtest/run_bench.py
 

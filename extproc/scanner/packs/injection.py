@@ -1,8 +1,11 @@
 """The prompt-injection pack: phrasings matched on normalised text.
 
-Owns the phrase rules for instruction override, system-prompt
-exfiltration, role hijack and delimiter smuggling, plus the raw-byte rule
-for hidden Unicode tag text.
+Owns the phrase rules for instruction override (in eight languages besides
+English, leetspeak and rot13 too), system-prompt extraction, role hijack,
+fake role and turn delimiters, the weak persona signals and their scoring
+parameters (`PERSONA_WINDOW`, `PERSONA_THRESHOLD`, weights per rule; see
+DESIGN.md), and the raw-byte rules for base64/hex payloads and hidden
+Unicode tag text.
 
 Phrases are written in a small dialect and expanded by `phrase()`:
 
