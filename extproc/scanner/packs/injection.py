@@ -45,6 +45,11 @@ def phrase(text: str, leet: bool = True) -> str:
             out.append(text[i : i + k])
             i += k
             continue
+        if c == "[":  # a class is taken as written
+            close = text.index("]", i + 1)
+            out.append(text[i : close + 1])
+            i = close + 1
+            continue
         i += 1
         if c == " ":
             out.append(GAP)
