@@ -230,6 +230,8 @@ def keyword_pattern(word: str, normalized: bool) -> str:
     for i, c in enumerate(word):
         if normalized and c in LEET:
             out.append(leet_class(c))
+        elif normalized and c == " ":
+            out.append(r"[ .,:;'\"*_\-!/]{0,3}")  # the gap between words of a phrase
         else:
             out.append(c if c.isalnum() else "\\" + c if c.isascii() else c)
         if normalized and i + 1 < len(word) and c.isalpha() and word[i + 1].isalpha():

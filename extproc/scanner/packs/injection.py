@@ -97,6 +97,12 @@ def native(text: str) -> str:
     return "".join(out)
 
 
+def _with_rot13(keywords: tuple[str, ...]) -> tuple[str, ...]:
+    """Keywords plus their rot13 forms, which rot13-encoded phrases contain instead."""
+    plain = [k for k in keywords if not k.startswith("re:")]
+    return tuple(dict.fromkeys([*keywords, *(rot13(k) for k in plain)]))
+
+
 def _rule(
     rule_id: str,
     *phrases: str,
@@ -115,7 +121,7 @@ def _rule(
         normalized=True,
         left=left,
         right=right,
-        keywords=keywords,
+        keywords=_with_rot13(keywords),
         signal=signal,
     )
 
@@ -230,6 +236,8 @@ _OVERRIDE_CORE = (
 _ROT13_CORE = (
     "(?:ignore|disregard|forget) (?:all |any |the |your |of ){0,3}(?:previous|prior|above"
     "|preceding|earlier|original|initial|system) (?:instructions?|prompts?|rules|guidelines)",
+)
+_ROT13_EXTRACT = (
     "(?:reveal|show|print|repeat|output) (?:me )?(?:your |the ){0,2}(?:system prompt|initial "
     "instructions|original instructions|hidden instructions)",
 )
@@ -357,6 +365,22 @@ INJECTION: tuple[Rule, ...] = (
         extra=tuple(f"(?:{p})" for p in _MULTILINGUAL),
         keywords=tuple(
             [
+                "ignor",
+                "command",
+                "directive",
+                "order",
+                "guidance",
+                "direction",
+                "constraint",
+                "restriction",
+                "programming",
+                "context",
+                "message",
+                "conversation",
+                "request",
+                "training",
+                "polic",
+                "protocol",
                 "ignore",
                 "disregard",
                 "forget",
@@ -443,6 +467,7 @@ INJECTION: tuple[Rule, ...] = (
     _rule(
         "system-prompt-exfiltration",
         *_EXTRACT_CORE,
+        *(rot13(p) for p in _ROT13_EXTRACT),
         f"{_REVEAL} (?:me |us )?(?:the )?(?:contents?|text|wording|words) of (?:your |the )?"
         f"{_SECRET_PROMPT}",
         "what (?:instructions|rules|directives|guidelines|prompt) (?:were|have) you (?:been )?"
@@ -472,6 +497,13 @@ INJECTION: tuple[Rule, ...] = (
         "|my first) (?:line|message|prompt)",
         keywords=tuple(
             [
+                "written",
+                "said",
+                "stated",
+                "above",
+                "start",
+                "begin",
+                "chatgpt",
                 "prompt",
                 "message",
                 "instruction",
@@ -776,7 +808,7 @@ INJECTION: tuple[Rule, ...] = (
         keywords=(
             "you",
             "youre",
-            "u r",
+            "re:u.{0,3}r",
             "openai",
             "anthropic",
             "google",
