@@ -679,6 +679,8 @@ INJECTION: tuple[Rule, ...] = (
     ),
     _rule(
         "persona-no-limits",
+        "(?:does not|doesn't|do not|don't|never|won't) care (?:about|for) (?:the |any )?(?:rules"
+        "|laws|ethics|morals|morality|legality|guidelines|policies|consequences|safety|restrictions)",
         "(?:no|zero|without (?:any )?|free (?:of|from) (?:all |any )?|not bound by (?:any )?"
         "|unbound"
         " by|released from|freed from|broken free (?:of|from)|break free (?:of|from)|don't have "
@@ -691,6 +693,7 @@ INJECTION: tuple[Rule, ...] = (
         "|restraints|confines|safeguards|guardrails|scruples|values)",
         signal=_persona(2),
         keywords=(
+            "care",
             "no",
             "zero",
             "without",
@@ -754,8 +757,11 @@ INJECTION: tuple[Rule, ...] = (
         "regardless of (?:how |whether |the )?(?:immoral|unethical|illegal|dangerous|harmful"
         "|offensive|legality|morality|ethics|consequences|laws|rules|content)",
         "can do anything|will do anything|capable of anything|anything and everything",
+        "even if (?:it is |it's |they are |the request is )?(?:offensive|illegal|harmful|dangerous"
+        "|unethical|immoral|explicit|inappropriate|wrong)",
         signal=_persona(2),
         keywords=(
+            "even",
             "never",
             "not",
             "won't",
@@ -781,7 +787,9 @@ INJECTION: tuple[Rule, ...] = (
     _rule(
         "persona-no-warnings",
         "(?:without|no|never|don't|do not|not|won't|will not|must not|stop) (?:include |add |give "
-        "|provide |mention |use |including |adding |giving )?(?:any )?(?:warnings?|disclaimers?"
+        "|provide |mention |use |including |adding |giving |adds |includes |gives "
+        "|provides |uses )?"
+        "(?:any )?(?:warnings?|disclaimers?"
         "|caveats|moralizing|moralising|lectures?|apolog(?:y|ies|ize|ise|izing)|ethical (?:concerns"
         "|considerations|notes)|moral (?:concerns|judgements?|judgments?)|censorship|sermons?)",
         "(?:never|don't|do not|stop|won't) (?:apologi[sz]e|lecture|moralize|moralise|warn|judge)",
