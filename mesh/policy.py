@@ -263,7 +263,7 @@ class _Strict(BaseModel):
 
 
 class _ScanRuleDoc(_Strict):
-    scanner: Literal["secrets", "pii", "prompt-injection", "deny-list"]
+    scanner: Literal["secrets", "pii", "prompt-injection", "exfiltration", "deny-list"]
     action: Literal["block", "redact", "audit"]
     terms: list[str] | None = None
 

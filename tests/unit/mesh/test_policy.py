@@ -403,7 +403,8 @@ INVALID = [
     pytest.param(
         TD + W + "    request: [{scanner: secret, action: block}]\n",
         "workloads[0].request[0].scanner",
-        "did you mean 'secrets'? (expected one of: secrets, pii, prompt-injection, deny-list)",
+        "did you mean 'secrets'? (expected one of: secrets, pii, prompt-injection, exfiltration, "
+        "deny-list)",
         id="unknown_scanner",
     ),
     pytest.param(
