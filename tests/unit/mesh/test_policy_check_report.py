@@ -48,7 +48,8 @@ def test_every_problem_is_reported_in_file_order_with_its_yaml_line(tmp_path: Pa
         "(allowed here: name, match, models, request, response, users, requireUser, providers, "
         "upstreams, unknownApis)",
         "policy.yaml:9: workloads[0].request[0].scanner: the string 'secret' is not allowed; "
-        "did you mean 'secrets'? (expected one of: secrets, pii, prompt-injection, deny-list)",
+        "did you mean 'secrets'? (expected one of: secrets, pii, prompt-injection, exfiltration, "
+        "deny-list)",
         "policy.yaml:9: workloads[0].request[0].action: the string 'blok' is not allowed; "
         "did you mean 'block'? (expected one of: block, redact, audit)",
         "policy.yaml:10: workloads[1].name: expected a string, got a number (3)",

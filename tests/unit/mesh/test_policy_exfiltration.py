@@ -35,7 +35,7 @@ def test_policy_check_rejects_a_misspelt_exfiltration_scanner(tmp_path: Path) ->
     out, err = io.StringIO(), io.StringIO()
     assert check(str(path), out, err) == 2
     assert "workloads[0].response[0].scanner" in err.getvalue()
-    assert "'exfiltration'" in err.getvalue()
+    assert "expected one of: secrets, pii, prompt-injection, exfiltration" in err.getvalue()
 
 
 @pytest.mark.parametrize("size", [1, 7, 4096])

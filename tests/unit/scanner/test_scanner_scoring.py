@@ -70,7 +70,7 @@ def test_a_stream_redacts_the_whole_scored_run() -> None:
 
 
 def test_the_hold_bound_includes_the_window() -> None:
-    assert SCANNER.max_hold_bytes >= 4 * 40
+    assert SCANNER.stream().max_hold_bytes >= 4 * 40
 
 
 def test_signals_of_one_group_must_agree_on_window_and_threshold() -> None:
