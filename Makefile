@@ -53,6 +53,7 @@ e2e: $(INSTALLED) chromium
 bench: $(BENCH_INSTALLED)
 	$(BIN)/python loadtest/bench_codec.py
 	$(BIN)/python loadtest/bench_scanner.py
+	$(BIN)/python tests/data/scanner/injection_report.py
 	$(BIN)/python -m loadtest.bench_exchange
 	$(BIN)/python -m loadtest.bench_jwt
 	$(BIN)/python -m loadtest.bench_otlp

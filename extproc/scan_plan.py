@@ -133,9 +133,9 @@ def deny_list_problem(terms: Sequence[str]) -> tuple[str, str] | None:
         if set(word) <= {OTHER_CHAR, " "}:
             return (
                 f"[{k}]",
-                "the term has no character the scanner reads (characters outside the "
-                "Latin, Greek and Cyrillic look-alikes fold to one 'other' class), so it "
-                "would match any word of as many such characters",
+                "the term has no character the scanner reads (symbols, emoji and the "
+                "scripts the scanner does not fold to their own letters all fold to one "
+                "'other' class), so it would match any word of as many such characters",
             )
         folded.append(word)
     states = 2  # the dead state and the start state

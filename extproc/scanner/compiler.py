@@ -103,12 +103,17 @@ def _compile_side(rules: Sequence[Rule], normalized: bool) -> Side | None:
             # The automaton starts at the anchor, which must follow an extension byte.
             anchor = np.zeros(258, dtype=np.bool_)
             anchor[:256] = _mask_to_bool(context_mask(rule.extend))
+            if rule.extend_min == 0:
+                anchor |= lok  # an empty extension: the anchor may start the match itself
             dfa_left.append(anchor)
         else:
             dfa_left.append(lok)
         right_ok[i] = _mask_to_bool(context_mask(rule.right))
         caps[i] = rule.cap
         forced[i] = _forced(rule)
+    from .scoring import Scorer
+
+    Scorer.groups_of(rules)  # one window and threshold per signal group, checked here
     try:
         tables = dfa_mod.build(nfa, dfa_left)
     except dfa_mod.AutomatonTooLarge as exc:

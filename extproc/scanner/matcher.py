@@ -31,6 +31,7 @@ from .kernels import (
     match_raw,
 )
 from .normalize import fold_table
+from .scoring import Scorer
 
 Text = Callable[[int, int], str]
 
@@ -99,6 +100,12 @@ class MatchState:
         self.pending: list[tuple[int, int, int]] = []  # (start, end, rule), starts final
         self._fresh: list[tuple[int, int, int]] = []  # from the kernel, extensions unresolved
         self.cursor = 0  # code point where the last accepted match ended
+        # Weak signals are selected in a lane of their own (they never hide a strong
+        # match, nor it them) and feed the scorer instead of being reported.
+        self._signal = [r.signal is not None for r in side.rules]
+        groups, owners = Scorer.groups_of(side.rules)
+        self.scorer = Scorer(groups, owners) if groups else None
+        self.signal_cursor = 0
         self._table = fold_table() if side.normalized else None
         # Everything derived from the side alone is computed once per side, not per
         # stream: a guarded response opens a MatchState per channel.
@@ -162,9 +169,17 @@ class MatchState:
 
     def frontier(self, total_cp: int, text: Text, final: bool = False) -> int:
         """Everything this matcher reports that starts before this code point is known."""
+        known = self._known(total_cp, text, final)
+        if self.scorer is None or not self.scorer.held:
+            return known
+        # A scored finding starts at its run's first signal: hold from there.
+        return min(known, self.scorer.hold(known))
+
+    def _known(self, total_cp: int, text: Text, final: bool) -> int:
+        """Every candidate starting before this code point has come out of the kernel."""
         nruns = int(self.state[ST_NRUNS])
         best = total_cp
-        cursor = self.cursor
+        cursor = self.cursor if self.scorer is None else min(self.cursor, self.signal_cursor)
         if nruns:
             runs = self.runs
             k = 0
@@ -207,15 +222,17 @@ class MatchState:
         """Decide every candidate that starts before the frontier; return the findings."""
         found: list[Finding] = []
         self._resolve(text)
+        signal, scorer = self._signal, self.scorer
         while self.pending:
-            limit = self.frontier(total_cp, text, final)
+            limit = self._known(total_cp, text, final)
             ready = [c for c in self.pending if c[0] < limit]
             if not ready:
                 break
             self.pending = [c for c in self.pending if c[0] >= limit]
             ready.sort(key=lambda c: (c[0], -c[1], c[2]))
             for start, end, r in ready:
-                if start < self.cursor:
+                weak = signal[r]
+                if start < (self.signal_cursor if weak else self.cursor):
                     continue
                 validator = self.side.validators[r]
                 if validator is not None:
@@ -223,12 +240,29 @@ class MatchState:
                     if span is None:
                         continue
                     if span[0] >= span[1]:  # validators.SUPPRESS: harmless, but consumes
-                        self.cursor = end
+                        if weak:
+                            self.signal_cursor = end
+                        else:
+                            self.cursor = end
                         continue
                     s, e = start + span[0], start + span[1]
                 else:
                     s, e = start, end
                 rule = self.side.rules[r]
+                if weak:
+                    self.signal_cursor = end
+                    assert scorer is not None
+                    scored = scorer.push(rule, s, e)
+                    if scored is not None:
+                        found.append(Finding(*scored))
+                    continue
                 found.append(Finding(rule.scanner, rule.id, s, e))
-                self.cursor = end
+                # A span the validator narrowed at its end leaves the rest to later matches
+                # (the second of two cards written in one run).
+                self.cursor = e
+        if scorer is not None and scorer.held:
+            if final:
+                scorer.clear()
+            else:
+                scorer.expire(self._known(total_cp, text, final))
         return found

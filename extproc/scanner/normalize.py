@@ -14,8 +14,11 @@ below `TABLE_SIZE` it stores at most three ASCII bytes, computed once:
    punctuation to their ASCII twins;
 5. every kind of whitespace becomes one space, and runs of it collapse.
 
-Code points that fold to nothing readable become 0x80 ("other"), so a
-phrase can never match across them. Unicode tag characters (U+E0020 to
+A letter of another script that has no ASCII twin (most of Cyrillic,
+Han, kana, Hangul, ...) folds to its own UTF-8 bytes, at most three, so
+phrases in those languages are written and matched like English ones.
+Other code points that fold to nothing readable become 0x80 ("other"),
+so a phrase can never match across them. Unicode tag characters (U+E0020 to
 U+E007E) are decoded by the kernel to the ASCII they shadow.
 
 Letter-spaced words ("i g n o r e") are not undone here: the injection
@@ -79,9 +82,15 @@ def _fold_char(ch: str) -> bytes | None:
     folded = "".join(HOMOGLYPHS.get(c, c) for c in folded)
     if folded and all(c.isspace() for c in folded):
         return b" "
-    if not folded or len(folded) > 3 or not folded.isascii():
-        return None
-    return folded.encode("ascii")
+    if folded and len(folded) <= 3 and folded.isascii():
+        return folded.encode("ascii")
+    if len(folded) == 1 and unicodedata.category(folded).startswith("L"):
+        # A letter of another script (Cyrillic beyond its look-alikes, Han, kana, ...)
+        # keeps its identity as its UTF-8 bytes, so phrases in those languages match.
+        raw = folded.encode("utf-8")
+        if len(raw) <= 3:
+            return raw
+    return None
 
 
 @functools.cache

@@ -33,16 +33,48 @@ NOT_WORD = r"[^A-Za-z0-9_]"
 NOT_ALNUM = r"[^A-Za-z0-9]"
 ANY = "ANY"
 
-SCANNERS = ("secrets", "pii", "prompt-injection")
+SCANNERS = ("secrets", "pii", "prompt-injection", "exfiltration")
 
 # Between two letters of a normalised word: one separator, so "i g n o r e" matches.
 INTRA = r"[ ._*\-]?"
+
+# Digits and signs that stand for letters in leetspeak ("1gn0r3"), on normalised text.
+LEET: dict[str, str] = {
+    "a": "4@", "b": "8", "e": "3", "g": "9", "i": "1!|", "l": "1|", "o": "0", "s": "5$",
+    "t": "7+", "z": "2",
+}  # fmt: skip
+
+
+def leet_class(c: str) -> str:
+    """The pattern for one letter of a normalised phrase: itself or its leetspeak stand-ins."""
+    more = LEET.get(c)
+    if not more:
+        return c
+    return "[" + c + "".join("\\" + m if not m.isalnum() else m for m in more) + "]"
+
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
 class RuleError(ValueError):
     """A rule that cannot be compiled, with the rule id in the message."""
+
+
+@dataclass(frozen=True)
+class Signal:
+    """Marks a rule as a weak signal: never a finding alone, only as part of a score.
+
+    Signals of one `group` count together when they co-occur: a run of them,
+    from the first one's start to the last one's end, fits in `window` code
+    points. When the weights of the *distinct* rules in such a run add up to
+    `threshold`, the run is reported as one finding whose rule id is `group`
+    (see `scoring`). Every rule of a group names the same window and threshold.
+    """
+
+    group: str
+    weight: int
+    window: int
+    threshold: int
 
 
 @dataclass(frozen=True)
@@ -74,6 +106,8 @@ class Rule:
     - `after_tag`: whether a match may start right after a Unicode tag
       character (U+E0000..U+E007F). Only the tag-run rule says no, so that a
       run of tag characters is one attempt, not one per character.
+    - `signal`: the rule is a weak signal of a scored group (see `Signal`);
+      its matches feed the score and are never reported themselves.
     """
 
     id: str
@@ -91,6 +125,7 @@ class Rule:
     extend_min: int = 1
     extend_max: int = 64
     after_tag: bool = True
+    signal: Signal | None = None
 
     def check(self) -> None:
         """Raise RuleError if the rule cannot be compiled."""
@@ -109,8 +144,8 @@ class Rule:
         if self.extend is not None:
             if self.normalized:
                 raise RuleError(f"rule {self.id!r}: extend is for raw rules only")
-            if not 1 <= self.extend_min <= self.extend_max <= 256:
-                raise RuleError(f"rule {self.id!r}: need 1 <= extend_min <= extend_max <= 256")
+            if not 0 <= self.extend_min <= self.extend_max <= 256:
+                raise RuleError(f"rule {self.id!r}: need 0 <= extend_min <= extend_max <= 256")
             node = parse(self.extend)
             from .syntax import Bytes
 
@@ -120,6 +155,11 @@ class Rule:
 
         if self.validator is not None and self.validator not in VALIDATORS:
             raise RuleError(f"rule {self.id!r}: unknown validator {self.validator!r}")
+        sig = self.signal
+        if sig is not None and not (
+            _ID.match(sig.group) and sig.weight > 0 and sig.threshold > 0 and sig.window > 0
+        ):
+            raise RuleError(f"rule {self.id!r}: a signal needs a group id and positive numbers")
 
     @property
     def cap(self) -> int:
@@ -174,8 +214,9 @@ def deny_list(words: Iterable[str], rule_id: str = "deny-list", scanner: str = "
 
 
 def _escape_folded(c: str) -> str:
-    if c == "\x80":
-        return "\\x80"
+    if ord(c) >= 0x80:
+        # A folded symbol is one byte: 0x80 ("other") or a byte of a kept script's UTF-8.
+        return f"\\x{ord(c):02x}"
     if c.isalnum() or c == " ":
         return c
     return "\\" + c

@@ -132,7 +132,13 @@ class StreamScanner:
         raw = 0
         if self._compiled.raw:
             raw = max(r.cap + (r.extend_max if r.extend else 0) for r in self._compiled.raw.rules)
-        fold = 4 * self._compiled.folded.cap if self._compiled.folded else 0
+        fold = 0
+        if self._compiled.folded:
+            # A run of weak signals is held while a later one may still join it.
+            window = max(
+                (r.signal.window for r in self._compiled.folded.rules if r.signal), default=0
+            )
+            fold = 4 * (self._compiled.folded.cap + window)
         return max(raw, fold) + 3
 
     # -- internals ------------------------------------------------------------

@@ -251,15 +251,15 @@ def private_key_partial(text: str) -> Span:
 # --- PII -------------------------------------------------------------------
 
 
+_LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
 def luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
+    # Every other digit from the right is doubled (digit sum); runs once per candidate card,
+    # so it is written for speed: slices and a table instead of a loop over positions.
+    rev = digits[::-1]
+    doubled = _LUHN_DOUBLED
+    total = sum(map(int, rev[0::2])) + sum(doubled[int(c)] for c in rev[1::2])
     return total % 10 == 0
 
 
@@ -286,25 +286,45 @@ def _iin_ok(d: str) -> bool:
     return False
 
 
+# What people write between the groups of a card number.
+_CARD_SEPARATORS = frozenset(" .-/\u00a0\u202f")
+_DROP_DIGITS = str.maketrans("", "", "0123456789")
+_CARD_GROUPINGS = ([4, 6, 5], [4, 6, 4], [4, 4, 4, 4, 3], [6, 13])
+
+
 def card(text: str) -> Span:
-    """Payment cards: 13-19 digits, consistent grouping, a known issuer prefix, Luhn."""
-    digits = re.sub(r"[ \-]", "", text)
-    if not 13 <= len(digits) <= 19 or not digits.isdigit():
+    """Payment cards: 13-19 digits, one separator kind grouped consistently, a known
+    issuer prefix, Luhn."""
+    # The pattern admits only digits and separators, so what is not a digit is a separator.
+    seps = set(text.translate(_DROP_DIGITS))
+    if len(seps) > 1 or not seps <= _CARD_SEPARATORS:
         return None
-    seps = set(re.findall(r"[ \-]", text))
-    if len(seps) > 1:
+    sep = next(iter(seps)) if seps else ""
+    digits = text.replace(sep, "") if sep else text
+    if len(digits) > 19:
+        # Longer than any card: cards written one after another with the same separator
+        # ("4111 1111 1111 1111 5555 5555 5555 4444"). Report the longest leading run of
+        # whole groups that is a card (the rest is scanned again); none: nothing here.
+        if not sep:
+            return None
+        parts = text.split(sep)
+        for k in range(len(parts) - 1, 0, -1):
+            head = sep.join(parts[:k])
+            if len(head) - (k - 1) <= 19 and card(head) not in (None, SUPPRESS):
+                return (0, len(head))
+        return SUPPRESS
+    if len(digits) < 13:
         return None
-    if seps:
-        groups = [len(g) for g in re.split(r"[ \-]", text)]
-        allowed = (
-            all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4,
-            groups in ([4, 6, 5], [4, 6, 4], [4, 4, 4, 4, 3], [6, 13]),
-        )
-        if not any(allowed):
+    if sep:
+        groups = [len(g) for g in text.split(sep)]
+        if not (
+            (groups[-1] <= 4 and all(g == 4 for g in groups[:-1]) and groups[-1] >= 1)
+            or groups in _CARD_GROUPINGS
+        ):
             return None
     if len(set(digits)) < 2 or not _iin_ok(digits) or not luhn_ok(digits):
         # Card-shaped but invalid: nothing to report, and no phone number inside it either.
-        return SUPPRESS if seps else None
+        return SUPPRESS if sep else None
     return (0, len(text))
 
 
@@ -511,6 +531,137 @@ def tag_text(text: str) -> Span:
     return (0, len(text))
 
 
+def _is_injection(plain: bytes) -> bool:
+    """Decoded bytes read as text that the prompt-injection pack flags."""
+    text = plain.decode("utf-8", errors="replace")
+    if not text or text.count("\ufffd") * 4 > len(text):
+        return False  # not text: random bytes that merely share an anchor
+    from .scanner import Scanner  # late: the scanner is built from these validators
+
+    return bool(Scanner.for_scanners(["prompt-injection"]).scan(text))
+
+
+def encoded_injection(text: str) -> Span:
+    """A base64 run (standard or URL alphabet) that decodes to an injection.
+
+    The run may start up to three characters off its true alignment (it
+    was found by extending left from an anchor): every shift is tried.
+    """
+    run = text.rstrip("=").replace("-", "+").replace("_", "/")
+    for shift in range(4):
+        body = run[shift:]
+        body = body[: len(body) - len(body) % 4] if len(body) % 4 == 1 else body
+        try:
+            plain = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+        except (ValueError, binascii.Error):
+            continue
+        if _is_injection(plain):
+            return (0, len(text))
+    return None
+
+
+_HEX_SEPARATORS = re.compile(r"\\x|0x|[\s:,]")
+
+
+def encoded_injection_hex(text: str) -> Span:
+    """Hex digits (plain, `\\x`-escaped, `0x`-prefixed or spaced) that decode to an injection."""
+    digits = _HEX_SEPARATORS.sub("", text)
+    for shift in (0, 1):
+        body = digits[shift:]
+        body = body[: len(body) - len(body) % 2]
+        try:
+            plain = bytes.fromhex(body)
+        except ValueError:
+            continue
+        if _is_injection(plain):
+            # The run was extended left over separators and "x": report from its first digit.
+            lead = re.match(r"(?:[\s:,]|x(?![0-9A-Fa-f]{2}))*", text)
+            # ... and up to its last whole pair, not a stray digit of the next word.
+            end = max(m.end() for m in re.finditer(r"[0-9A-Fa-f]{2}", text))
+            return (lead.end() if lead else 0, end)
+    return None
+
+
+# --- exfiltration ---------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(
+    r"\{\{?\s*[^{}\s][^{}]{0,100}\}|%7B[^%]{0,3}%7B|%7B[A-Za-z0-9_. \-]{1,64}%7D|\$\{[^}]{1,64}\}"
+    r"|%3C[A-Za-z_]{2,40}%3E|\[[A-Z][A-Z0-9_]{2,40}\]|<[A-Z][A-Z0-9_]{2,40}>",
+    re.IGNORECASE,
+)
+# Query parameters that carry signatures and image ids in ordinary URLs (S3, GCS,
+# Azure SAS, CloudFront, Unsplash): long and random by design, not a leak.
+_SIGNED = re.compile(
+    r"x-amz-.*|x-goog-.*|signature|sig|se|sp|sv|sr|skoid|sktid|ske|skt|sks|skv|ixid|ixlib"
+    r"|expires|key-pair-id|policy|nonce|integrity|hash|v|ver|version|etag",
+    re.IGNORECASE,
+)
+_ENCODED_VALUE = re.compile(r"[A-Za-z0-9+/_\-]{32,}={0,2}|(?:[0-9A-Fa-f]{2}){16,}")
+
+
+def _long_encoded(value: str) -> bool:
+    """A query value that is data: a long base64/hex string, or text in percent-encoding."""
+    from urllib.parse import unquote_plus
+
+    plain = unquote_plus(value)
+    if len(plain) >= 24 and plain.count(" ") >= 3:
+        return True  # a sentence of the conversation
+    m = _ENCODED_VALUE.fullmatch(plain)
+    if m is None:
+        return False
+    if re.fullmatch(r"[0-9A-Fa-f]+", plain):
+        return len(plain) >= 32
+    classes = sum(bool(re.search(p, plain)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]"))
+    return classes >= 2 and entropy(plain) >= 3.5
+
+
+def exfiltrating_url(url: str) -> bool:
+    """The URL holds a templated placeholder or a long encoded query value."""
+    from urllib.parse import urlsplit
+
+    if _PLACEHOLDER.search(url):
+        return True
+    try:
+        parts = urlsplit(url.strip("<> \t"))
+    except ValueError:
+        return False
+    if parts.scheme.lower() not in ("http", "https", "ftp", "ws", "wss", ""):
+        return False
+    for pair in re.split(r"[&;]", parts.query):
+        name, sep, value = pair.partition("=")
+        if not sep:
+            value, name = name, ""
+        if name and _SIGNED.fullmatch(name):
+            continue
+        if _long_encoded(value):
+            return True
+    return False
+
+
+def exfiltration_url(text: str) -> Span:
+    """A markdown image or link `[...](URL "title")` whose URL exfiltrates."""
+    target = text[text.index("](") + 2 : -1].strip()
+    url = re.split(r"[ \t]+[\"']", target, maxsplit=1)[0] if not target.startswith("<") else target
+    return (0, len(text)) if exfiltrating_url(url) else None
+
+
+_SRC = re.compile(
+    r"""\b(?:src|srcset|data-src|lowsrc|dynsrc)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I
+)
+
+
+def exfiltration_html(text: str) -> Span:
+    """An `<img ...>` tag with an exfiltrating source."""
+    for m in _SRC.finditer(text):
+        value = m.group(1) or m.group(2) or m.group(3) or ""
+        # srcset lists "URL 2x, URL 3x"; a src is one URL (a placeholder may hold spaces).
+        srcset = m.group(0).lower().startswith("srcset")
+        urls = [u.strip().split(" ")[0] for u in value.split(",")] if srcset else [value]
+        if any(exfiltrating_url(u) for u in urls):
+            return (0, len(text))
+    return None
+
+
 VALIDATORS: dict[str, Validator] = {
     "token": token,
     "checksummed-token": checksummed_token,
@@ -532,4 +683,8 @@ VALIDATORS: dict[str, Validator] = {
     "phone": phone,
     "email": email,
     "tag-text": tag_text,
+    "encoded-injection": encoded_injection,
+    "encoded-injection-hex": encoded_injection_hex,
+    "exfiltration-url": exfiltration_url,
+    "exfiltration-html": exfiltration_html,
 }

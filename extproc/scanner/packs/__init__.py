@@ -7,6 +7,7 @@ Owns the mapping from a scanner name (as used by policies and by
 from __future__ import annotations
 
 from ..rules import Rule
+from .exfiltration import EXFILTRATION
 from .injection import INJECTION
 from .pii import PII
 from .secrets import SECRETS
@@ -15,6 +16,7 @@ PACKS: dict[str, tuple[Rule, ...]] = {
     "secrets": SECRETS,
     "pii": PII,
     "prompt-injection": INJECTION,
+    "exfiltration": EXFILTRATION,
 }
 
 __all__ = ["PACKS"]

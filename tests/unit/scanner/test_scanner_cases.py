@@ -61,6 +61,8 @@ def test_offline_scan_reports_exactly_the_labelled_findings(case: dict) -> None:
 def test_findings_name_the_scanner_their_rule_belongs_to(case: dict) -> None:
     scanner = Scanner.for_scanners(case["scanners"])
     owner = {r.id: r.scanner for r in scanner.rules}
+    # A scored finding is named after its signals' group.
+    owner |= {r.signal.group: r.scanner for r in scanner.rules if r.signal is not None}
     for f in scanner.scan(case["text"]):
         assert f.scanner == owner[f.rule]
         assert f.scanner in case["scanners"]

@@ -22,7 +22,10 @@ INJ = Scanner.for_scanners(["prompt-injection"])
         ("a \t\n  b", "a b"),  # whitespace collapses
         ("ﬁne", "fine"),  # ligature expands
         ("“quoted”", '"quoted"'),
-        ("东京", "\x80\x80"),  # other scripts stay distinct
+        ("东京", "东京".encode().decode("latin-1")),  # other scripts keep their UTF-8 bytes
+        ("Привет", "npubet"),  # Cyrillic look-alikes fold to ASCII
+        ("Дом", "\xd0\xb4om"),  # ... and the other letters stay themselves
+        ("😀→", "\x80\x80"),  # symbols fold to "other"
     ],
 )
 def test_folding_maps_lookalikes_to_plain_ascii(text: str, folded: str) -> None:
