@@ -78,6 +78,7 @@ from extproc.llm.base import (
     parse_response_body,
     read_model_and_stream,
 )
+from extproc.llm.response_facts import ResponseFacts
 from extproc.llm.strings import StructureError
 from extproc.request_path import normalise_path
 from extproc.scan_plan import PolicyPlans, ScanPlan, compile_plans
@@ -184,6 +185,9 @@ class ExchangeRecord:
     output_tokens: int | None = None
     findings: list[FindingRecord] = field(default_factory=list)
     held_bytes_max: int = 0
+    # What the answer says of itself, for telemetry: never content (extproc.llm.response_facts).
+    response_model: str | None = None
+    finish_reasons: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
 
@@ -742,6 +746,7 @@ class Exchange:
                 meter.feed(event.chunk)
                 if meter.saw_terminal:
                     self._record_usage(meter.usage)
+                    self._record_facts(meter.facts)
             if event.end_of_stream:
                 self._end_streaming_body()
             return [StreamBody(RESPONSE, event.chunk, event.end_of_stream)]
@@ -808,6 +813,7 @@ class Exchange:
         self._guard_recorded = True
         self.record.findings.extend(guard.findings)
         self._record_usage(guard.usage)
+        self._record_facts(guard.facts)
         if guard.blocked_by is not None:
             hit = guard.blocked_by
             self._settle(Verdict.BLOCK, f"response blocked: rule '{hit.rule}' ({hit.scanner})")
@@ -832,6 +838,9 @@ class Exchange:
                 return self._judge_error_reply(body, plan, end_of_stream=end_of_stream)
             document = parse_response_body(body)
             self._record_usage(self._provider.usage(document))
+            facts = ResponseFacts()
+            facts.observe(document)
+            self._record_facts(facts)
             verdict = judge_document(
                 self._provider.response_texts(document), plan, "response", document=document
             )
@@ -880,7 +889,12 @@ class Exchange:
         self._response = _Response.DONE
         if self._meter is not None:
             self._record_usage(self._meter.finish())
+            self._record_facts(self._meter.facts)
             self._meter = None
+
+    def _record_facts(self, facts: ResponseFacts) -> None:
+        self.record.response_model = facts.model
+        self.record.finish_reasons = list(facts.finish_reasons)
 
     def _record_usage(self, usage: Usage | None) -> None:
         if usage is not None:
