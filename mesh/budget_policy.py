@@ -35,11 +35,11 @@ class _Strict(BaseModel):
 class BudgetDoc(_Strict):
     tokens: int
     window: Literal["1m", "1h", "1d", "30d"]
-    per: Literal["workload", "user"] = PER_WORKLOAD
+    per: Literal["workload", "user"] = "workload"
 
 
 class BudgetStoreDoc(_Strict):
-    on_unavailable: Literal["closed", "open"] = Field(default=CLOSED, alias="onUnavailable")
+    on_unavailable: Literal["closed", "open"] = Field(default="closed", alias="onUnavailable")
 
 
 @dataclass(frozen=True, slots=True)
