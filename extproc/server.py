@@ -29,12 +29,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from extproc import authz
-from extproc.events import Direction, HeadersEvent, StreamBody
+from extproc.events import Action, Direction, HeadersEvent, StreamBody
 from extproc.genai_conventions import TraceContext, trace_context_of
 from extproc.inventory import Inventory
 from extproc.inventory_page import inventory_page
 from extproc.metrics import Metrics
 from extproc.policy_store import PolicyStore
+from extproc.shared_store import LocalStore, RedisStore, SharedStore, StoreUnavailable
 from extproc.stream import Exchange, ExchangeConfig, ExchangeRecord, ProtocolError
 from extproc.telemetry import NoTelemetry, Telemetry, TelemetryConfig, start_telemetry
 from mesh.credentials import presented_tokens
@@ -63,6 +64,9 @@ class ServeConfig:
     reload_interval: float = 1.0
     drain_grace: float = 20.0
     telemetry: TelemetryConfig | None = None  # OTLP export; None: off
+    # `--redis redis://HOST:PORT/DB`: budgets (and the inventory) shared by every replica.
+    redis_url: str | None = None
+    redis_timeout: float = 0.05
 
 
 class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
@@ -74,8 +78,10 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         inventory: Inventory | None = None,
         keys: JwksCache | None = None,
         telemetry: Telemetry | None = None,
+        shared: SharedStore | None = None,
     ) -> None:
         self._store = store
+        self._shared: SharedStore = shared if shared is not None else LocalStore()
         self._metrics = metrics
         self._config = config
         self._inventory = inventory or Inventory()
@@ -120,6 +126,8 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                             await self._prefetch(policy, event)
                         started = time.perf_counter()
                         actions = exchange.receive(event)
+                        if exchange.budget_ask is not None:
+                            actions = [*actions, *await self._answer_budget(exchange)]
                         responses = [wire.encode_action(action) for action in actions]
                         observe(time.perf_counter() - started)
                         if self._telemetry.enabled:
@@ -167,6 +175,9 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
             log.exception("internal error in an exchange, failing it closed")
             await context.abort(grpc.StatusCode.INTERNAL, "weir internal error")
         finally:
+            settlement = exchange.budget_settlement()
+            if settlement is not None:
+                self._shared.charge_later(settlement)
             self._deadlines.discard(deadline)
             self._metrics.active_streams.dec()
             # Envoy cancelling the gRPC stream after the response is complete is its
@@ -178,6 +189,16 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                     exchange.record.verdict = "error"
                     exchange.record.reason = f"ext_proc stream ended: {error}"
                 self._finish(exchange.record, trace, first_chunk)
+
+    async def _answer_budget(self, exchange: Exchange) -> list[Action]:
+        """Carry the exchange's budget charge to the shared store, bounded by its timeout."""
+        ask = exchange.budget_ask
+        assert ask is not None
+        try:
+            result = await self._shared.charge(ask)
+        except StoreUnavailable:
+            return exchange.answer_budget(None)
+        return exchange.answer_budget(result.used, result.applied)
 
     async def _prefetch(self, policy: Policy, event: HeadersEvent) -> None:
         users = policy.user_tokens
@@ -211,6 +232,8 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
             ).inc()
         if record.user is not None:
             metrics.end_user_requests.labels(workload, record.user, record.verdict).inc()
+        if record.budget is not None:
+            metrics.budget_decisions.labels(workload, record.budget).inc()
         if record.token_rejection is not None:
             token, _, why = record.token_rejection.partition(":")
             metrics.token_rejections.labels(token, why).inc()
@@ -259,6 +282,18 @@ def keys_for_metrics(metrics: Metrics) -> JwksCache:
     )
 
 
+def shared_store_for(config: ServeConfig, metrics: Metrics) -> SharedStore:
+    """In process without `--redis`; with it, Redis, its failures counted in the metrics."""
+    if config.redis_url is None:
+        return LocalStore()
+    return RedisStore(
+        config.redis_url,
+        timeout=config.redis_timeout,
+        on_error=lambda op: metrics.budget_store_errors.labels("redis", op).inc(),
+        on_state=lambda up: metrics.budget_store_up.set(1 if up else 0),
+    )
+
+
 def _needs_keys(policy: Policy, event: object) -> bool:
     return (
         (policy.user_tokens is not None or policy.svid_tokens is not None)
@@ -294,6 +329,7 @@ class WeirServer:
         self.metrics = Metrics()
         self.store = PolicyStore(config.policy_path, self.metrics)
         self.inventory = Inventory()
+        self.shared = shared_store_for(config, self.metrics)
         self.telemetry: Telemetry = NoTelemetry()
         self._warmups = warmups
         self._grpc: grpc.aio.Server | None = None
@@ -333,7 +369,7 @@ class WeirServer:
         keys = keys_for_metrics(self.metrics)
         self._processor = ExternalProcessor(
             self.store, self.metrics, self.config.exchange, self.inventory, keys,
-            self.telemetry,
+            self.telemetry, self.shared,
         )
         wire.add_ExternalProcessorServicer_to_server(self._processor, server)
         # ext_authz shares the port: one Service, one Envoy cluster, for both filters.
@@ -368,9 +404,21 @@ class WeirServer:
 
     async def _readyz(self, _: web.Request) -> web.Response:
         if self.ready:
-            return web.Response(text=f"ready policy={self.store.current.digest}\n")
+            return web.Response(
+                text=f"ready policy={self.store.current.digest} {self._store_detail()}\n"
+            )
         reason = "draining" if self._draining else "starting"
         return web.Response(status=503, text=f"not ready: {reason}\n")
+
+    def _store_detail(self) -> str:
+        """The budget store's state for /readyz: a store outage is not unreadiness, since
+        the policy's onUnavailable already says what a budgeted call does meanwhile."""
+        shared = self.shared
+        if isinstance(shared, RedisStore):
+            if shared.up:
+                return "budget-store=redis:up"
+            return f"budget-store=redis:down ({shared.last_error}, {shared.pending_charges} kept)"
+        return f"budget-store={shared.name}"
 
     async def _metrics_handler(self, _: web.Request) -> web.Response:
         return web.Response(
@@ -403,6 +451,7 @@ class WeirServer:
             await self._grpc.stop(0)
         if self._admin is not None:
             await self._admin.cleanup()
+        await self.shared.close()
         # Last, and off the loop: a final flush bounded by the export timeout.
         await asyncio.to_thread(self.telemetry.close)
 
