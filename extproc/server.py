@@ -185,7 +185,11 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
             if error is not None and not (finished and error == "cancelled"):
                 self._metrics.stream_errors.labels(error).inc()
             if not finished:
-                if error is not None and exchange.record.verdict == "pending":
+                # A failed exchange is an error whatever was decided before it failed: a
+                # crash mid-answer must never stay logged as `allow`.
+                if error is not None and (
+                    error != "cancelled" or exchange.record.verdict == "pending"
+                ):
                     exchange.record.verdict = "error"
                     exchange.record.reason = f"ext_proc stream ended: {error}"
                 self._finish(exchange.record, trace, first_chunk)

@@ -53,7 +53,7 @@ from extproc.budget_gate import (
     estimate_input,
     request_usage,
 )
-from extproc.document_guard import judge_document
+from extproc.document_guard import DocumentVerdict, KeyCollision, judge_document
 from extproc.events import (
     Action,
     BodyEvent,
@@ -80,11 +80,13 @@ from extproc.llm import (
 from extproc.llm.anthropic_messages import AnthropicMessages
 from extproc.llm.base import (
     BadResponseBody,
+    TextPart,
     Usage,
     parse_json_object,
     parse_response_body,
     read_model_and_stream,
 )
+from extproc.llm.strings import StructureError
 from extproc.request_path import normalise_path
 from extproc.scan_plan import ScanPlan, plan_for
 from extproc.shared_store import Charge
@@ -232,6 +234,7 @@ class Exchange:
         self._budget_held: list[Action] = []
         self._budget_settled = False
         self.budget_ask: Charge | None = None
+        self._error_reply = False  # a non-2xx reply, scanned whole (response rules apply)
         self.record = ExchangeRecord(policy_digest=policy.digest)
 
     @property
@@ -666,12 +669,15 @@ class Exchange:
         )
         if request_plan is not None:
             parts = self._provider.request_texts(document)
-            verdict = judge_document(parts, request_plan, "request")
+            verdict = judge_document(parts, request_plan, "request", document=document)
             self.record.findings.extend(verdict.findings)
             if verdict.blocked_by is not None:
                 return [self._refuse_blocked("prompt", verdict.blocked_by, verdict="deny")]
             if verdict.changed:
-                body = self._provider.rewrite_request(document, verdict.replacements)
+                try:
+                    body = verdict.apply(document)
+                except KeyCollision as exc:
+                    return [self._refuse(ErrorKind.INVALID_REQUEST, str(exc))]
                 headers = ContinueHeaders(
                     REQUEST, headers.set_headers, remove_headers=(*self._strip, "content-length")
                 )
@@ -697,9 +703,13 @@ class Exchange:
         encoding = header_value(event.headers, "content-encoding")
         content_type = (header_value(event.headers, "content-type") or "").lower()
         answered = 200 <= (self.record.status or 0) < 300
-        if plan is None or self._provider is None or not answered:
-            # Nothing to scan, or the provider's own error reply: it flows as it comes,
-            # and an LLM answer is still metered for its usage.
+        if plan is not None and self._provider is not None and not answered:
+            # The upstream's error reply is scanned too: an error body may quote the
+            # prompt, or be anything a hostile upstream likes.
+            self._error_reply = True
+        elif plan is None or self._provider is None:
+            # Nothing to scan: it flows as it comes, and an LLM answer is still
+            # metered for its usage.
             self._response = _Response.STREAMING_BODY
             if answered and self._provider is not None and encoding in (None, "", "identity"):
                 self._meter = UsageMeter(
@@ -717,9 +727,11 @@ class Exchange:
             self._guard = SseGuard(self._provider, plan)
             self._response = _Response.GUARDING_STREAM
             return [ContinueHeaders(RESPONSE, remove_headers=("content-length",))]
-        elif "json" in content_type:
+        elif "json" in content_type or (self._error_reply and encoding in (None, "", "identity")):
+            # Withheld until the body is judged, so a block can still be a 403. An error
+            # reply of another type (text, HTML) is judged whole as text.
             self._response = _Response.BUFFERING_BODY
-            return []  # withheld until the body is judged, so a block can still be a 403
+            return []
         else:
             unscannable = f"the upstream response type {content_type!r} cannot be scanned"
         if observe_only:
@@ -822,20 +834,51 @@ class Exchange:
         plan = self._response_plan
         observe_only = plan.observe_only
         try:
+            if self._error_reply:
+                return self._judge_error_reply(body, plan, end_of_stream=end_of_stream)
             document = parse_response_body(body)
-        except BadResponseBody as exc:
+            self._record_usage(self._provider.usage(document))
+            verdict = judge_document(
+                self._provider.response_texts(document), plan, "response", document=document
+            )
+            rewritten = verdict.apply(document) if verdict.changed else body
+        except (BadResponseBody, StructureError, KeyCollision) as exc:
             if observe_only:
                 self.record.reason = f"not scanned: {exc}"
                 return [ContinueHeaders(RESPONSE), *_stream_chunks(RESPONSE, body, end_of_stream)]
             return [self._refuse(ErrorKind.UNAVAILABLE, f"unreadable upstream response: {exc}")]
-        self._record_usage(self._provider.usage(document))
-        verdict = judge_document(self._provider.response_texts(document), plan, "response")
+        return self._judged_response(verdict, rewritten, end_of_stream=end_of_stream)
+
+    def _judge_error_reply(
+        self, body: bytes, plan: ScanPlan, *, end_of_stream: bool
+    ) -> list[Action]:
+        """A non-2xx reply: every string of a JSON body, or the whole body as text."""
+        try:
+            document: object = parse_response_body(body)
+        except BadResponseBody:
+            document = None
+        if document is not None:
+            verdict = judge_document((), plan, "response", document=document)
+            rewritten = verdict.apply(document) if verdict.changed else body
+        else:
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BadResponseBody("the upstream's error reply is not UTF-8 text") from exc
+            part = TextPart(("body",), text, "error")
+            verdict = judge_document((part,), plan, "response")
+            changed = verdict.replacements.get(("body",))
+            rewritten = changed.encode("utf-8") if isinstance(changed, str) else body
+        return self._judged_response(verdict, rewritten, end_of_stream=end_of_stream)
+
+    def _judged_response(
+        self, verdict: DocumentVerdict, body: bytes, *, end_of_stream: bool
+    ) -> list[Action]:
         self.record.findings.extend(verdict.findings)
         if verdict.blocked_by is not None:
             return [self._refuse_blocked("response", verdict.blocked_by, verdict="block")]
         headers = ContinueHeaders(RESPONSE)
         if verdict.changed:
-            body = self._provider.rewrite_response(document, verdict.replacements)
             headers = ContinueHeaders(RESPONSE, remove_headers=("content-length",))
         return [headers, *_stream_chunks(RESPONSE, body, end_of_stream)]
 

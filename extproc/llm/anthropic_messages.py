@@ -5,13 +5,18 @@ Text the scanner sees:
 - request (``request_texts``): ``system`` (a string or text blocks); each message's
   ``content`` (a string or blocks): ``text`` blocks, every string inside a ``tool_use``
   block's ``input`` object (kind ``tool_arguments``), ``tool_result`` content (a string
-  or text blocks), and plain-text ``document`` sources. ``thinking`` blocks are not
-  scanned: they carry a signature the API checks, so they could not be redacted anyway.
+  or text blocks), and plain-text ``document`` sources. Every other string (thinking
+  blocks included) is swept by `extproc.document_guard`.
 - stream (``read_event``), one channel per content block index:
   ``("text", index)`` for ``text_delta`` and ``("tool_input", index)`` for
   ``input_json_delta`` (the tool input's JSON source, in pieces). A text block's
-  ``content_block_start`` carries its initial ``text`` (normally "") as a snapshot.
-  Thinking, signature and citation deltas are passed through unscanned.
+  ``("thinking", index)`` for ``thinking_delta``. A text or thinking block's
+  ``content_block_start`` carries its initial text (normally "") as a delta of the
+  same channel, so text split between the opening event and the first delta is read
+  whole. Signature, citation and unknown deltas are left to the guard's sweep, which
+  scans every string the adapter does not name. A missing or non-integer ``index``,
+  and a ``type`` missing or different from the SSE ``event:`` name, raise
+  BadResponseBody: the stream fails closed.
 - non-streamed response (``response_texts``): ``content[]`` text blocks and string
   leaves of ``tool_use`` inputs.
 
@@ -35,6 +40,7 @@ import json
 from collections.abc import Mapping
 
 from extproc.llm.base import (
+    BadResponseBody,
     Channel,
     ErrorKind,
     JsonAdapter,
@@ -48,8 +54,10 @@ from extproc.llm.base import (
     as_list,
     dig,
     dump_json_text,
+    event_type,
     line_ending_of,
     payload_of,
+    strict_index,
     strings_under,
 )
 from extproc.sse import SseEvent
@@ -67,16 +75,20 @@ _ERROR_TYPES = {
 
 _ROLE_KINDS = {"user": "message", "assistant": "assistant"}
 
-_DELTA_FIELDS = {"text_delta": ("text", "text"), "input_json_delta": ("tool_input", "partial_json")}
-_CHANNEL_DELTAS = {
-    "text": ("text_delta", "text"),
-    "tool_input": ("input_json_delta", "partial_json"),
+_DELTA_FIELDS = {
+    "text_delta": ("text", "text"),
+    "input_json_delta": ("tool_input", "partial_json"),
+    "thinking_delta": ("thinking", "thinking"),
 }
+_CHANNEL_DELTAS = {kind: (delta_type, key) for delta_type, (kind, key) in _DELTA_FIELDS.items()}
+# Opening blocks whose text continues in the block's deltas: type -> (channel kind, key).
+_OPENING_TEXT = {"text": ("text", "text"), "thinking": ("thinking", "thinking")}
 
 
 class AnthropicMessages(JsonAdapter):
     name = "anthropic.messages"
     terminal_markers: tuple[bytes, ...] = (b"message_stop",)
+    json_channels = frozenset({"tool_input"})
     path = "/v1/messages"
 
     def error_body(self, kind: ErrorKind, message: str) -> bytes:
@@ -120,21 +132,28 @@ class AnthropicMessages(JsonAdapter):
         payload = payload_of(event, "anthropic stream event")
         if payload is None:
             return texts.view(event, None)
-        kind = payload.get("type", event.event)
+        kind = event_type(payload, event, "anthropic stream event")
         if kind == "content_block_delta":
-            index = as_int(payload.get("index"))
+            index = strict_index(payload, "anthropic content_block_delta")
             delta = as_dict(payload.get("delta"))
-            delta_type = dig(delta, "type")
+            if delta is None:
+                raise BadResponseBody("anthropic content_block_delta has no delta object")
+            delta_type = delta.get("type")
             fields = _DELTA_FIELDS.get(delta_type) if isinstance(delta_type, str) else None
-            if delta is not None and fields is not None and index is not None:
+            if fields is not None:
                 channel_kind, key = fields
                 texts.delta((channel_kind, index), delta.get(key), ("delta", key))
-            return texts.view(event, payload, mergeable=True)
+            # Other deltas (signature, citations, new kinds) are swept field by field.
+            return texts.view(event, payload, mergeable=True, streaming=True)
         if kind == "content_block_start":
-            index = as_int(payload.get("index"))
+            index = strict_index(payload, "anthropic content_block_start")
             block = as_dict(payload.get("content_block"))
-            if block is not None and block.get("type") == "text" and index is not None:
-                texts.snapshot(("text", index), block.get("text"), ("content_block", "text"))
+            block_type = dig(block, "type")
+            opening = _OPENING_TEXT.get(block_type) if isinstance(block_type, str) else None
+            if block is not None and opening is not None:
+                # The block's first text continues in its first delta: one channel.
+                channel_kind, key = opening
+                texts.delta((channel_kind, index), block.get(key), ("content_block", key))
             return texts.view(event, payload)
         if kind == "message_start":
             return texts.view(event, payload, usage=_usage(dig(payload, "message", "usage")))
@@ -142,7 +161,7 @@ class AnthropicMessages(JsonAdapter):
             return texts.view(event, payload, usage=_usage(payload.get("usage")))
         if kind == "message_stop":
             return texts.view(event, payload, terminal=True)
-        if kind == "error" or event.event == "error":
+        if kind == "error":
             message = dig(payload, "error", "message")
             error = message if isinstance(message, str) else "upstream stream error"
             return texts.view(event, payload, error=error)

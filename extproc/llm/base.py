@@ -106,6 +106,15 @@ def _json_depth_exceeds(text: str, limit: int) -> bool:
 EMPTY_BODY_REASON = "request body is empty; a JSON object is required"
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # Weir judges the document it parsed and forwards the original bytes: with a key
+    # twice, the upstream's parser might read the copy Weir did not. Refused instead.
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise BadRequestBody("request body has an object with a duplicate key")
+    return document
+
+
 def parse_json_object(body: bytes) -> dict[str, object]:
     """Strict UTF-8 JSON object, or BadRequestBody naming what is wrong (never the content)."""
     if not body:
@@ -117,7 +126,7 @@ def parse_json_object(body: bytes) -> dict[str, object]:
     if _json_depth_exceeds(text, MAX_JSON_DEPTH):
         raise BadRequestBody(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise BadRequestBody(
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -165,6 +174,7 @@ class TextPart:
     locator: Locator
     text: str
     kind: str
+    json: bool = False  # the text is a JSON document (tool-call arguments): read it decoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +263,13 @@ def replace_strings(document: object, replacements: Mapping[JsonPath, str]) -> o
     A path that does not lead to a string raises KeyError: the caller's locators must come
     from the same document.
     """
+    return replace_values(document, replacements, strings_only=True)
+
+
+def replace_values(
+    document: object, replacements: Mapping[JsonPath, object], *, strings_only: bool = False
+) -> object:
+    """A copy of `document` with the value at each path replaced (see replace_strings)."""
     if not replacements:
         return document
     root: object = _shallow_copy(document)
@@ -269,8 +286,9 @@ def replace_strings(document: object, replacements: Mapping[JsonPath, str]) -> o
                 _assign(node, key, child)
                 copied.add(prefix)
             node = child
-        if not isinstance(_step(node, path[-1], path), str):
+        if strings_only and not isinstance(_step(node, path[-1], path), str):
             raise KeyError(f"locator {path!r} does not name a string")
+        _step(node, path[-1], path)
         _assign(node, path[-1], text)
     return root
 
@@ -328,6 +346,12 @@ class StreamEvent:
     error: str | None = None
     paths: Mapping[Channel, tuple[JsonPath, ...]] = field(default_factory=dict)
     mergeable: bool = False
+    # The event is one step of growing texts (a delta): strings the adapter does not
+    # name continue in later events of the same shape, so each gets a stream channel.
+    streaming: bool = False
+    # The adapter checked that every field but the text is a structural one at the top
+    # level (its fast path for plain token chunks): the sweep need only check their shapes.
+    plain: bool = False
 
     @property
     def texts(self) -> tuple[Delta, ...]:
@@ -344,14 +368,19 @@ def payload_of(event: SseEvent, what: str) -> dict[str, object] | None:
     return payload
 
 
-def rewrite_stream_event(view: StreamEvent, new_texts: Mapping[Channel, str]) -> SseEvent:
+def rewrite_stream_event(
+    view: StreamEvent,
+    new_texts: Mapping[Channel, str],
+    values: Mapping[JsonPath, object] | None = None,
+) -> SseEvent:
     """`view`'s event with each named channel's text replaced (the shared rewrite_event).
 
     When a channel has several fragments in the event, the new text goes into the first
-    and the others are emptied. Returns the original event, byte-exact, when no text
-    changes.
+    and the others are emptied. `values` replaces any other value by its path (a swept
+    field's released text, a withheld ``logprobs``). Returns the original event,
+    byte-exact, when nothing changes.
     """
-    replacements: dict[JsonPath, str] = {}
+    replacements: dict[JsonPath, object] = dict(values) if values else {}
     current = _texts_by_channel(view)
     for channel, text in new_texts.items():
         paths = view.paths.get(channel)
@@ -365,11 +394,12 @@ def rewrite_stream_event(view: StreamEvent, new_texts: Mapping[Channel, str]) ->
     if not replacements:
         return view.sse
     if len(replacements) == 1 and view.sse.data is not None:
-        [(path, text)] = replacements.items()
-        spliced = _spliced(view.sse.data, view.payload, path, text)
-        if spliced is not None:
-            return view.sse.with_data(spliced)
-    payload = replace_strings(view.payload, replacements)
+        [(path, value)] = replacements.items()
+        if isinstance(value, str):
+            spliced = _spliced(view.sse.data, view.payload, path, value)
+            if spliced is not None:
+                return view.sse.with_data(spliced)
+    payload = replace_values(view.payload, replacements)
     return view.sse.with_data(dump_json(payload).decode("utf-8"))
 
 
@@ -450,6 +480,8 @@ class Provider(Protocol):
     # Bytes that every end-of-stream event of the API contains: a cheap prefilter for a
     # reader that decodes only the events it needs.
     terminal_markers: tuple[bytes, ...]
+    # Channel kinds whose text is a JSON document (tool-call arguments): scanned decoded.
+    json_channels: frozenset[str]
 
     def matches(self, method: str, path: str) -> bool: ...
 
@@ -544,6 +576,7 @@ class StreamTexts:
         terminal: bool = False,
         error: str | None = None,
         mergeable: bool = False,
+        streaming: bool = False,
     ) -> StreamEvent:
         return StreamEvent(
             sse=sse,
@@ -556,6 +589,7 @@ class StreamTexts:
             paths=self.paths,
             mergeable=mergeable and len(self.deltas) == 1 and len(self.paths) == 1
             and not self.snapshots,
+            streaming=streaming or bool(self.deltas),
         )
 
 
@@ -569,6 +603,7 @@ class JsonAdapter:
     name: str
     path: str
     repeats_streamed_text = False
+    json_channels: frozenset[str] = frozenset()
 
     def matches(self, method: str, path: str) -> bool:
         return method == "POST" and path == self.path
@@ -648,10 +683,34 @@ def dig(node: object, *keys: str | int) -> object:
     return node
 
 
-def add_string(out: list[TextPart], node: object, path: JsonPath, kind: str) -> None:
+def add_string(
+    out: list[TextPart], node: object, path: JsonPath, kind: str, *, json: bool = False
+) -> None:
     """Append a TextPart for `node` at `path` when it is a string."""
     if isinstance(node, str):
-        out.append(TextPart(path, node, kind))
+        out.append(TextPart(path, node, kind, json))
+
+
+def strict_index(entry: Mapping[str, object], what: str) -> int:
+    """A stream's `index` field: a non-negative integer, or BadResponseBody (fail closed).
+
+    A string, float, boolean or missing index cannot place the text in its channel, and
+    guessing one would let a split key slip between two channels.
+    """
+    number = entry.get("index")
+    if type(number) is not int or number < 0:
+        raise BadResponseBody(f"{what} 'index' must be a non-negative integer")
+    return number
+
+
+def event_type(payload: Mapping[str, object], event: SseEvent, what: str) -> str:
+    """The event's JSON `type`, which must agree with its SSE `event:` name when it has one."""
+    kind = payload.get("type")
+    if not isinstance(kind, str):
+        raise BadResponseBody(f"{what} has no string 'type'")
+    if event.event is not None and event.event != kind:
+        raise BadResponseBody(f"{what} type does not match its SSE event name")
+    return kind
 
 
 def dump_json_text(document: object) -> str:

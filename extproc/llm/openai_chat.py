@@ -5,11 +5,14 @@ Text the scanner sees:
 - request (``request_texts``): every message's ``content`` (a string, or ``text`` /
   ``refusal`` parts), an assistant's ``refusal``, the ``function.arguments`` of each
   ``tool_calls`` entry and of a legacy ``function_call`` in history, tool results
-  (``role: tool`` content). Images, audio and files are not text and are not scanned.
-- stream (``read_event``), one channel per growing text:
-  ``("content", choice)``, ``("refusal", choice)``,
-  ``("tool_arguments", choice, tool_call_index)``, ``("function_call", choice)``.
-  Choice and tool call numbers are the ``index`` fields, not list positions.
+  (``role: tool`` content). Every other string (image URLs, tool descriptions,
+  ``metadata``, ``user`` ...) is swept by `extproc.document_guard`.
+- stream (``read_event``), one channel per growing text: ``(key, choice)`` for every
+  string of a delta but its ``role`` (``content``, ``refusal``, ``reasoning_content``,
+  ``reasoning`` ...), ``("tool_arguments", choice, tool_call_index)`` and
+  ``("function_call", choice)`` (JSON documents, scanned decoded). Choice and tool call
+  numbers are the ``index`` fields, which must be non-negative integers: anything
+  else raises BadResponseBody. Every other string is left to the guard's sweep.
 - non-streamed response (``response_texts``): ``choices[].message`` likewise.
 
 ``data: [DONE]`` is the terminal event. ``usage`` (``prompt_tokens``,
@@ -50,6 +53,7 @@ from extproc.llm.base import (
     dump_json_text,
     line_ending_of,
     payload_of,
+    strict_index,
     template_payload,
 )
 from extproc.llm.openai_errors import ERROR_TYPES
@@ -71,6 +75,7 @@ _DONE = "[DONE]"
 class OpenAIChatCompletions(JsonAdapter):
     name = "openai.chat_completions"
     terminal_markers: tuple[bytes, ...] = (b"[DONE]",)
+    json_channels = frozenset({"tool_arguments", "function_call"})
     path = "/v1/chat/completions"
 
     def error_body(self, kind: ErrorKind, message: str) -> bytes:
@@ -130,21 +135,25 @@ class OpenAIChatCompletions(JsonAdapter):
             entry = as_dict(choice)
             if entry is None:
                 raise BadResponseBody("chat completion chunk choice must be an object")
+            number = strict_index(entry, "chat completion chunk choice")
             delta = as_dict(entry.get("delta"))
             if delta is None:
                 continue
-            number = _index(entry, position)
             base = ("choices", position, "delta")
-            texts.delta(("content", number), delta.get("content"), (*base, "content"))
-            texts.delta(("refusal", number), delta.get("refusal"), (*base, "refusal"))
+            # Every string of the delta but its role is text that grows chunk by chunk
+            # (content, refusal, reasoning_content, reasoning ...): each its own channel.
+            for key, value in delta.items():
+                if key != "role" and isinstance(value, str):
+                    texts.delta((key, number), value, (*base, key))
             for t_position, call in enumerate(as_list(delta.get("tool_calls"))):
                 call_dict = as_dict(call)
                 if call_dict is None:
-                    continue
+                    raise BadResponseBody("chat completion chunk tool call must be an object")
+                call_number = strict_index(call_dict, "chat completion chunk tool call")
                 function = as_dict(call_dict.get("function"))
                 if function is not None:
                     texts.delta(
-                        ("tool_arguments", number, _index(call_dict, t_position)),
+                        ("tool_arguments", number, call_number),
                         function.get("arguments"),
                         (*base, "tool_calls", t_position, "function", "arguments"),
                     )
@@ -156,7 +165,11 @@ class OpenAIChatCompletions(JsonAdapter):
                     (*base, "function_call", "arguments"),
                 )
         return texts.view(
-            event, payload, usage=_usage(payload.get("usage")), mergeable=_mergeable(payload)
+            event,
+            payload,
+            usage=_usage(payload.get("usage")),
+            mergeable=_mergeable(payload),
+            streaming=True,
         )
 
     def event_with_text(
@@ -167,12 +180,12 @@ class OpenAIChatCompletions(JsonAdapter):
         payload = template_payload(view)
         kind, number = channel[0], channel[1]
         delta: dict[str, object]
-        if kind == "content" or kind == "refusal":
-            delta = {kind: text}
-        elif kind == "tool_arguments":
+        if kind == "tool_arguments":
             delta = {"tool_calls": [{"index": channel[2], "function": {"arguments": text}}]}
         elif kind == "function_call":
             delta = {"function_call": {"arguments": text}}
+        elif isinstance(kind, str) and len(channel) == 2:
+            delta = {kind: text}  # content, refusal, reasoning_content ...
         else:
             raise KeyError(f"not an OpenAI chat channel: {channel!r}")
         choice: dict[str, object] = {"index": number, "delta": delta, "finish_reason": None}
@@ -221,8 +234,10 @@ def _read_content_chunk(event: SseEvent, payload: dict[str, object]) -> StreamEv
     content = delta.get("content")
     if type(content) is not str or not content:
         return None
-    index = choice.get("index", 0)
-    channel: Channel = ("content", index if type(index) is int else _index(choice, 0))
+    index = choice.get("index")
+    if type(index) is not int or index < 0:
+        return None  # the general walk refuses it
+    channel: Channel = ("content", index)
     usage = payload.get("usage")
     return StreamEvent(
         event,
@@ -233,7 +248,9 @@ def _read_content_chunk(event: SseEvent, payload: dict[str, object]) -> StreamEv
         False,
         None,
         {channel: (_CONTENT_PATH,)},
-        _only_text_besides(payload, choice),  # the delta is one content fragment: checked
+        mergeable := _only_text_besides(payload, choice),  # the delta is one content fragment
+        True,
+        mergeable,  # then the rest is id, model ...: structural fields at the top level
     )
 
 
@@ -272,8 +289,9 @@ def _mergeable(payload: Mapping[str, object]) -> bool:
     delta = choice.get("delta")
     if not isinstance(delta, dict) or len(delta) != 1:
         return False
-    if "content" in delta or "refusal" in delta:
-        return True
+    [(key, value)] = delta.items()
+    if key != "role" and isinstance(value, str):
+        return True  # content, refusal, reasoning_content ...
     calls = delta.get("tool_calls")
     if not isinstance(calls, list) or len(calls) != 1 or not isinstance(calls[0], dict):
         return False
@@ -283,11 +301,6 @@ def _mergeable(payload: Mapping[str, object]) -> bool:
         and isinstance(function, dict)
         and set(function) == {"arguments"}
     )
-
-
-def _index(entry: Mapping[str, object], position: int) -> int:
-    number = as_int(entry.get("index"))
-    return position if number is None else number
 
 
 def _usage(value: object) -> Usage | None:
@@ -317,6 +330,8 @@ def _message_texts(
     add_string(out, message.get("refusal"), (*base, "refusal"), kind)
     for k, call in enumerate(as_list(message.get("tool_calls"))):
         path = (*base, "tool_calls", k, "function", "arguments")
-        add_string(out, dig(call, "function", "arguments"), path, "tool_arguments")
+        add_string(out, dig(call, "function", "arguments"), path, "tool_arguments", json=True)
     legacy_path = (*base, "function_call", "arguments")
-    add_string(out, dig(message, "function_call", "arguments"), legacy_path, "tool_arguments")
+    add_string(
+        out, dig(message, "function_call", "arguments"), legacy_path, "tool_arguments", json=True
+    )

@@ -12,6 +12,11 @@ Text the scanner sees:
   ``("refusal", output_index, content_index)`` for ``response.refusal.delta``,
   ``("arguments", output_index)`` for ``response.function_call_arguments.delta``,
   ``("custom_input", output_index)`` for ``response.custom_tool_call_input.delta``.
+  The text of ``content_part.added`` and ``output_item.added`` opens the channel
+  (a delta); other ``.delta`` events (reasoning, transcripts ...) are marked streaming
+  and their strings swept onto channels of their own. A ``type`` missing or unlike
+  the SSE ``event:`` name, or a position that is not a non-negative integer, raises
+  BadResponseBody.
 - non-streamed response (``response_texts``): ``output[]`` message text and refusal
   parts, function call arguments, custom tool input, with locators under ``output``.
 
@@ -19,7 +24,8 @@ Text the scanner sees:
 (``response.output_text.done``, ``response.function_call_arguments.done`` ...),
 ``response.content_part.added/done``, ``response.output_item.added/done``, and the
 ``response`` object of ``response.created``/``in_progress``/``completed``/``failed``/
-``incomplete``. They are reported as ``StreamEvent.snapshots`` on the same channels,
+``incomplete``. They (the ``.added`` events excepted) are reported as
+``StreamEvent.snapshots`` on the same channels,
 and must be rewritten to the released (redacted) text, or the original text leaks.
 
 Usage: ``response.usage`` (``input_tokens``, ``output_tokens``) on ``response.completed``
@@ -45,6 +51,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from extproc.llm.base import (
+    BadResponseBody,
     Channel,
     ErrorKind,
     JsonAdapter,
@@ -59,6 +66,7 @@ from extproc.llm.base import (
     as_list,
     dig,
     dump_json_text,
+    event_type,
     line_ending_of,
     payload_of,
     template_payload,
@@ -108,6 +116,7 @@ class OpenAIResponses(JsonAdapter):
     # `.done` events and `response.completed` carry each output's full text again.
     repeats_streamed_text = True
     path = "/v1/responses"
+    json_channels = frozenset({"arguments"})
 
     def error_body(self, kind: ErrorKind, message: str) -> bytes:
         return openai_error_body(kind, message)
@@ -129,7 +138,8 @@ class OpenAIResponses(JsonAdapter):
             item_type = entry.get("type")
             if item_type in ("function_call", "custom_tool_call"):
                 key = "arguments" if item_type == "function_call" else "input"
-                add_string(out, entry.get(key), (*base, key), "tool_arguments")
+                add_string(out, entry.get(key), (*base, key), "tool_arguments",
+                           json=item_type == "function_call")
             elif item_type in ("function_call_output", "custom_tool_call_output"):
                 _content(entry.get("output"), (*base, "output"), "tool_result", out)
             elif item_type in (None, "message"):
@@ -144,7 +154,7 @@ class OpenAIResponses(JsonAdapter):
         out: list[TextPart] = []
         for channel, text, path in _output_texts(document.get("output"), ("output",)):
             kind = "tool_arguments" if channel[0] in ("arguments", "custom_input") else "output"
-            out.append(TextPart(path, text, kind))
+            out.append(TextPart(path, text, kind, channel[0] == "arguments"))
         return out
 
     def _document_usage(self, document: Mapping[str, object]) -> Usage | None:
@@ -157,38 +167,44 @@ class OpenAIResponses(JsonAdapter):
         payload = payload_of(event, "responses stream event")
         if payload is None:
             return texts.view(event, None)
-        event_type = payload.get("type", event.event)
-        output_index = as_int(payload.get("output_index"))
-        delta_shape = _DELTAS.get(event_type) if isinstance(event_type, str) else None
-        if delta_shape is not None and output_index is not None:
+        event_type = _event_type(payload, event, "responses stream event")
+        output_index = _placed(payload, "output_index", event_type)
+        delta_shape = _DELTAS.get(event_type)
+        if delta_shape is not None:
             kind, has_part = delta_shape
-            channel = _channel(kind, output_index, payload if has_part else None)
-            if channel is not None:
-                texts.delta(channel, payload.get("delta"), ("delta",))
+            channel = _channel(kind, _required(output_index, event_type),
+                               payload if has_part else None)
+            texts.delta(channel, payload.get("delta"), ("delta",))
             # Logprobs belong to this event's own tokens: such an event stays whole.
-            return texts.view(event, payload, mergeable=not payload.get("logprobs"))
-        done_shape = _DONES.get(event_type) if isinstance(event_type, str) else None
-        if done_shape is not None and output_index is not None:
+            return texts.view(event, payload, mergeable=not payload.get("logprobs"),
+                              streaming=True)
+        done_shape = _DONES.get(event_type)
+        if done_shape is not None:
             kind, key = done_shape
-            channel = _channel(kind, output_index, payload if kind in ("text", "refusal") else None)
-            if channel is not None:
-                texts.snapshot(channel, payload.get(key), (key,))
+            channel = _channel(kind, _required(output_index, event_type),
+                               payload if kind in ("text", "refusal") else None)
+            texts.snapshot(channel, payload.get(key), (key,))
             return texts.view(event, payload)
         if event_type in ("response.content_part.added", "response.content_part.done"):
-            content_index = as_int(payload.get("content_index"))
-            if output_index is not None and content_index is not None:
-                for channel, text, path in _part_texts(
-                    payload.get("part"), output_index, content_index, ("part",)
-                ):
-                    texts.snapshot(channel, text, path)
+            content_index = _required(_placed(payload, "content_index", event_type), event_type)
+            found = _part_texts(payload.get("part"), _required(output_index, event_type),
+                                content_index, ("part",))
+            # A part's opening text continues in its first delta: the same channel.
+            add = texts.delta if event_type.endswith(".added") else texts.snapshot
+            for channel, text, path in found:
+                add(channel, text, path)
             return texts.view(event, payload)
         if event_type in ("response.output_item.added", "response.output_item.done"):
-            if output_index is not None:
-                for channel, text, path in _item_texts(
-                    payload.get("item"), output_index, ("item",)
-                ):
-                    texts.snapshot(channel, text, path)
+            found = _item_texts(payload.get("item"), _required(output_index, event_type),
+                                ("item",))
+            add = texts.delta if event_type.endswith(".added") else texts.snapshot
+            for channel, text, path in found:
+                add(channel, text, path)
             return texts.view(event, payload)
+        if event_type.endswith(".delta"):
+            # A delta Weir has no channel for (reasoning text, summaries, transcripts ...):
+            # its strings are swept, each a stream channel of its own.
+            return texts.view(event, payload, streaming=True)
         if event_type in _RESPONSE_EVENTS:
             response = payload.get("response")
             for channel, text, path in _output_texts(
@@ -282,11 +298,34 @@ class OpenAIResponses(JsonAdapter):
 
 def _channel(
     kind: str, output_index: int, part_source: Mapping[str, object] | None
-) -> Channel | None:
+) -> Channel:
     if part_source is None:
         return (kind, output_index)
-    content_index = as_int(part_source.get("content_index"))
-    return None if content_index is None else (kind, output_index, content_index)
+    content_index = _required(_placed(part_source, "content_index", kind), kind)
+    return (kind, output_index, content_index)
+
+
+def _event_type(payload: Mapping[str, object], event: SseEvent, what: str) -> str:
+    kind = payload.get("type")
+    if kind is None and event.event is None and payload.get("error"):
+        return "error"  # the bare error shape some servers send
+    return event_type(payload, event, what)
+
+
+def _placed(payload: Mapping[str, object], key: str, what: str) -> int | None:
+    """A position field: absent (None) or a non-negative integer; anything else fails."""
+    if key not in payload:
+        return None
+    value = payload[key]
+    if type(value) is not int or value < 0:
+        raise BadResponseBody(f"responses event {what!r}: '{key}' must be a non-negative integer")
+    return value
+
+
+def _required(value: int | None, what: str) -> int:
+    if value is None:
+        raise BadResponseBody(f"responses event {what!r} lacks the position of its text")
+    return value
 
 
 def _usage(value: object) -> Usage | None:

@@ -115,6 +115,11 @@ class StreamScanner:
         return self._slice(finding.start, finding.end)
 
     @property
+    def released_chars(self) -> int:
+        """Code points of input whose output has been released (redactions included)."""
+        return self._out
+
+    @property
     def held_bytes(self) -> int:
         """Bytes received but not yet released (including an incomplete character)."""
         held = self._text[self._out - self._base :] if self._out >= self._base else self._text

@@ -196,3 +196,27 @@ async def test_the_record_is_published_when_the_terminal_event_goes_out(
     assert ('weir_tokens_total{direction="out",model="gpt-4o",'
             'provider="openai.chat_completions",workload="checkout"} 3.0') in metrics
     assert 'decision="allow"' in metrics
+
+
+async def test_a_crash_after_the_request_was_allowed_is_recorded_as_an_error(
+    server: WeirServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from extproc.stream import Exchange
+
+    def crash(self: Exchange, event: object) -> list:
+        raise RuntimeError("a bug in the response pipeline")
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        call = wire.ExternalProcessorStub(channel).Process()
+        await call.write(headers_message("spiffe://cluster.local/ns/payments/sa/checkout"))
+        await call.write(body_message(json.dumps({"model": "gpt-4o", "messages": []}).encode(),
+                                      True))
+        for _ in range(2):
+            await call.read()
+        monkeypatch.setattr(Exchange, "_response_headers_event", crash)
+        await call.write(response_headers_message("text/event-stream"))
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call.read()
+    assert raised.value.code() == grpc.StatusCode.INTERNAL
+    metrics = server.metrics.render().decode()
+    assert 'decision="error"' in metrics and 'decision="allow"' not in metrics

@@ -46,10 +46,16 @@ def test_only_message_stop_is_terminal() -> None:
     assert flags == [False] * (len(flags) - 1) + [True]
 
 
-def test_a_text_blocks_start_is_a_snapshot_of_its_initial_text() -> None:
+def test_a_text_blocks_start_opens_its_channel_with_its_initial_text() -> None:
     view = ANTHROPIC.read_event(events(TRANSCRIPT)[1])
-    assert view.snapshots == (Delta(("text", 0), ""),)
-    assert view.deltas == ()
+    assert view.snapshots == ()
+    assert view.deltas == ()  # "" is addressable, not reported
+    assert ("text", 0) in view.paths
+    started = SseEvent.build(
+        '{"type":"content_block_start","index":2,"content_block":{"type":"text","text":"AKIA"}}',
+        event="content_block_start",
+    )
+    assert ANTHROPIC.read_event(started).deltas == (Delta(("text", 2), "AKIA"),)
 
 
 def test_rewriting_with_the_same_text_returns_the_original_event() -> None:
@@ -124,7 +130,25 @@ def test_a_continuation_is_a_content_block_delta_whatever_the_template(
 
 def test_an_unknown_channel_has_no_continuation() -> None:
     with pytest.raises(KeyError):
-        ANTHROPIC.event_with_text(events(TRANSCRIPT)[0], ("thinking", 0), "x")
+        ANTHROPIC.event_with_text(events(TRANSCRIPT)[0], ("citations", 0), "x")
+
+
+@pytest.mark.parametrize("index", ['"0"', "0.5", "false", None])
+def test_a_malformed_block_index_is_refused_not_guessed(index: str | None) -> None:
+    field = "" if index is None else f',"index":{index}'
+    event = SseEvent.build(
+        '{"type":"content_block_delta","delta":{"type":"text_delta","text":"x"}' + field + "}"
+    )
+    with pytest.raises(BadResponseBody):
+        ANTHROPIC.read_event(event)
+
+
+def test_an_event_named_only_by_its_sse_line_is_refused() -> None:
+    event = SseEvent.build(
+        '{"index":0,"delta":{"type":"text_delta","text":"x"}}', event="content_block_delta"
+    )
+    with pytest.raises(BadResponseBody):
+        ANTHROPIC.read_event(event)
 
 
 def test_an_upstream_error_event_is_reported() -> None:
@@ -135,13 +159,16 @@ def test_an_upstream_error_event_is_reported() -> None:
     assert ANTHROPIC.read_event(event).error == "Overloaded"
 
 
-def test_thinking_and_signature_deltas_pass_unscanned() -> None:
-    for delta in (
-        '{"type":"thinking_delta","thinking":"hmm"}',
-        '{"type":"signature_delta","signature":"Eq"}',
-    ):
-        event = SseEvent.build(f'{{"type":"content_block_delta","index":0,"delta":{delta}}}')
-        assert ANTHROPIC.read_event(event).texts == ()
+def test_thinking_deltas_are_a_channel_and_signatures_are_left_to_the_sweep() -> None:
+    thinking = SseEvent.build(
+        '{"type":"content_block_delta","index":1,"delta":{"type":"thinking_delta","thinking":"hm"}}'
+    )
+    assert ANTHROPIC.read_event(thinking).deltas == (Delta(("thinking", 1), "hm"),)
+    signature = SseEvent.build(
+        '{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"Eq"}}'
+    )
+    view = ANTHROPIC.read_event(signature)
+    assert view.texts == () and view.streaming
 
 
 def test_invalid_json_is_a_bad_response_body() -> None:

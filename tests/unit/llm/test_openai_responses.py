@@ -30,7 +30,7 @@ def test_stream_deltas_add_up_to_each_channels_text() -> None:
 # (event type, snapshots it reports)
 SNAPSHOTS = [
     ("response.created", ()),
-    ("response.content_part.added", (Delta(("text", 0, 0), ""),)),
+    ("response.content_part.added", ()),  # an opening text is a delta: see below
     ("response.output_text.done", (Delta(("text", 0, 0), TEXT),)),
     ("response.content_part.done", (Delta(("text", 0, 0), TEXT),)),
     ("response.function_call_arguments.done", (Delta(("arguments", 1), ARGS),)),
@@ -46,16 +46,27 @@ def test_events_that_repeat_whole_texts_report_them_as_snapshots(
     assert RESPONSES.read_event(event).snapshots == expected
 
 
-def test_output_items_report_their_texts_as_snapshots() -> None:
+def test_output_items_report_done_texts_as_snapshots_and_opening_texts_as_deltas() -> None:
     items = [
         e for e in events(TRANSCRIPT) if e.event and e.event.startswith("response.output_item")
     ]
-    assert [RESPONSES.read_event(e).snapshots for e in items] == [
+    views = [RESPONSES.read_event(e) for e in items]
+    assert [v.snapshots for v in views] == [
         (),
         (Delta(("text", 0, 0), TEXT),),
-        (Delta(("arguments", 1), ""),),
+        (),
         (Delta(("arguments", 1), ARGS),),
     ]
+    assert ("arguments", 1) in views[2].paths  # the opening "" stays addressable
+
+
+def test_an_opening_parts_text_continues_its_channel() -> None:
+    added = SseEvent.build(
+        '{"type":"response.content_part.added","output_index":0,"content_index":0,'
+        '"part":{"type":"output_text","text":"AKIA","annotations":[]}}',
+        event="response.content_part.added",
+    )
+    assert RESPONSES.read_event(added).deltas == (Delta(("text", 0, 0), "AKIA"),)
 
 
 def test_usage_and_terminal_come_from_response_completed() -> None:
@@ -142,7 +153,29 @@ UPSTREAM_ERRORS = [
     ("name", "data", "message"), UPSTREAM_ERRORS, ids=[c[0] for c in UPSTREAM_ERRORS]
 )
 def test_upstream_errors_are_reported(name: str, data: str, message: str) -> None:
-    assert RESPONSES.read_event(SseEvent.build(data, event="error")).error == message
+    event_name = json.loads(data)["type"]
+    assert RESPONSES.read_event(SseEvent.build(data, event=event_name)).error == message
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"type":"response.output_text.delta","output_index":0,"content_index":0,"delta":"x"}',
+        '{"output_index":0,"content_index":0,"delta":"x"}',
+    ],
+    ids=["mismatch", "type only in event:"],
+)
+def test_an_event_whose_type_disagrees_with_its_sse_name_is_refused(data: str) -> None:
+    with pytest.raises(BadResponseBody):
+        RESPONSES.read_event(SseEvent.build(data, event="response.refusal.delta"))
+
+
+@pytest.mark.parametrize("index", ['"0"', "0.0", "false", "-1", None])
+def test_a_malformed_position_is_refused_not_guessed(index: str | None) -> None:
+    field = "" if index is None else f',"output_index":{index}'
+    data = '{"type":"response.output_text.delta","content_index":0,"delta":"x"' + field + "}"
+    with pytest.raises(BadResponseBody):
+        RESPONSES.read_event(SseEvent.build(data))
 
 
 def test_invalid_json_is_a_bad_response_body() -> None:
