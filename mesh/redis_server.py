@@ -1,6 +1,6 @@
 """A throwaway local `redis-server` (Debian's package) for the tests and the benchmark.
 
-Started on a free loopback port with no persistence, stopped (and restartable on the
+Started on a free loopback port (persistent only when asked), stopped (and restartable on the
 same port, to test an outage) by its owner. `make test` installs the package.
 """
 
@@ -23,8 +23,12 @@ def redis_binary() -> str | None:
 
 
 class RedisServer:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, persistent: bool = False) -> None:
         self.port = port or free_port()
+        # An append-only file synced on every write: a killed server restarts with its data.
+        self._persistence = ["--appendonly", "yes", "--appendfsync", "always"] if persistent else [
+            "--appendonly", "no"
+        ]
         self._workdir = workdir
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -40,7 +44,7 @@ class RedisServer:
         log = (self._workdir / "redis.log").open("ab")
         self._process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self._workdir)],
+             *self._persistence, "--dir", str(self._workdir)],
             stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
