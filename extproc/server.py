@@ -16,10 +16,14 @@ in-band error event, or a 503), so no stream is ever silently cut short.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import signal
+import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -32,6 +36,7 @@ from extproc import authz
 from extproc.events import Action, Direction, HeadersEvent, StreamBody
 from extproc.genai_conventions import TraceContext, trace_context_of
 from extproc.inventory import Inventory
+from extproc.inventory_merge import merge_snapshots
 from extproc.inventory_page import inventory_page
 from extproc.metrics import Metrics
 from extproc.policy_store import PolicyStore
@@ -52,6 +57,8 @@ EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 # After the drain deadline, the time left for the streams' endings to reach Envoy
 # before gRPC cancels whatever is still open.
 DRAIN_FLUSH_SECONDS = 1.0
+# With --redis, how often a replica publishes its inventory for the cluster view.
+INVENTORY_PUBLISH_SECONDS = 0.5
 DRAIN_REASON = "Weir is shutting down and the drain grace period is over; retry the request"
 
 
@@ -334,6 +341,8 @@ class WeirServer:
         self.store = PolicyStore(config.policy_path, self.metrics)
         self.inventory = Inventory()
         self.shared = shared_store_for(config, self.metrics)
+        self.replica_id = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        self._publisher: asyncio.Task[None] | None = None
         self.telemetry: Telemetry = NoTelemetry()
         self._warmups = warmups
         self._grpc: grpc.aio.Server | None = None
@@ -359,6 +368,8 @@ class WeirServer:
             warm()
         await self._start_grpc()
         self._watch = asyncio.create_task(self.store.watch(self.config.reload_interval))
+        if isinstance(self.shared, RedisStore):
+            self._publisher = asyncio.create_task(self._publish_inventory())
         self._ready = True
         self.metrics.ready.set(1)
         for service in ("", EXT_PROC_SERVICE, authz.AUTHZ_SERVICE):
@@ -431,7 +442,26 @@ class WeirServer:
         )
 
     async def _inventory_handler(self, _: web.Request) -> web.Response:
-        return web.json_response(self.inventory.snapshot())
+        own = self.inventory.snapshot()
+        if not isinstance(self.shared, RedisStore):
+            return web.json_response(own)
+        try:
+            # Our own latest first, so the view never lags this replica's own calls.
+            await self.shared.put_document("inventory", self.replica_id, own)
+            documents = await self.shared.documents("inventory")
+        except StoreUnavailable:
+            # The cluster's view is unreachable: say this one is only this replica's.
+            return web.json_response({**own, "scope": "replica", "replicas": 1})
+        merged = merge_snapshots(documents.values())
+        return web.json_response({**merged, "scope": "cluster", "replicas": len(documents)})
+
+    async def _publish_inventory(self) -> None:
+        while True:
+            await asyncio.sleep(INVENTORY_PUBLISH_SECONDS)
+            with contextlib.suppress(StoreUnavailable):
+                await self.shared.put_document(
+                    "inventory", self.replica_id, self.inventory.snapshot()
+                )
 
     async def drain(self) -> None:
         """Stop taking new work at once; let in-flight streams finish within the grace.
@@ -451,6 +481,8 @@ class WeirServer:
     async def close(self) -> None:
         if self._watch is not None:
             self._watch.cancel()
+        if self._publisher is not None:
+            self._publisher.cancel()
         if self._grpc is not None:
             await self._grpc.stop(0)
         if self._admin is not None:
