@@ -14,6 +14,8 @@ import os
 import secrets
 from dataclasses import dataclass
 
+from mesh.verdicts import Action
+
 _SALT = os.environ.get("WEIR_AUDIT_SALT", "").encode() or secrets.token_bytes(32)
 
 
@@ -30,7 +32,7 @@ class FindingRecord:
     where: str  # the text part or stream channel, e.g. "messages[1].content" or "content/0"
     scanner: str
     rule: str
-    action: str  # block | redact | audit
+    action: Action
     start: int  # code-point span within `where`
     end: int
     match_hash: str

@@ -43,6 +43,7 @@ from mesh.identity import PEER_CERTIFICATE, IdentityInputs, resolve_identity
 from mesh.jwks import JwksCache, prefetch
 from mesh.jwt import KeyLookup, LoadedKeys
 from mesh.policy import Policy
+from mesh.verdicts import Verdict
 from protos import wire
 
 log = logging.getLogger("weir.authz")
@@ -64,7 +65,7 @@ class AuthzVerdict:
     """One Check decision. ``status`` and ``body`` matter only when not ``allowed``."""
 
     allowed: bool
-    verdict: str  # allow, deny or audit (denied by policy, let through in audit mode)
+    verdict: Verdict  # allow, deny or audit (denied by policy, let through in audit mode)
     principal: str
     workload: str | None
     rule: str
@@ -123,7 +124,7 @@ def decide_check(
         kind = _STATUS_KINDS.get(status, ErrorKind.UNAVAILABLE)
         return AuthzVerdict(
             allowed=False,
-            verdict="deny",
+            verdict=Verdict.DENY,
             principal=identity.principal,
             workload=workload,
             rule=decision.rule,
@@ -136,7 +137,7 @@ def decide_check(
     # Audit mode is a dry run: record a refusal as "audit", change nothing.
     return AuthzVerdict(
         allowed=True,
-        verdict="audit" if status else "allow",
+        verdict=Verdict.AUDIT if status else Verdict.ALLOW,
         principal=identity.principal,
         workload=workload,
         rule=decision.rule,
@@ -203,7 +204,7 @@ class Authorization(wire.AuthorizationServicer):  # type: ignore[misc]
         except Exception:
             # Fail closed with a gRPC error: Envoy (failure_mode_allow: false)
             # then denies the request, and this worker keeps serving.
-            self._metrics.authz_checks.labels("error", "none").inc()
+            self._metrics.authz_checks.labels(Verdict.ERROR, "none").inc()
             log.exception("internal error in an ext_authz Check, failing it closed")
             await context.abort(grpc.StatusCode.INTERNAL, "weir internal error")
             raise  # unreachable: abort raises; keeps type checkers honest

@@ -47,10 +47,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _warmups() -> list[Callable[[], object]]:
     """JIT warm-up of the scanner kernels, run before the server reports ready."""
-    try:
-        from extproc.scanner import warm_up
-    except ImportError:  # the scanner package is optional until the stream issue wires it
-        return []
+    from extproc.scanner import warm_up
+
     return [warm_up]
 
 

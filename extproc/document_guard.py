@@ -29,8 +29,10 @@ from extproc.audit import FindingRecord, match_hash
 from extproc.json_scan import JsonTextScan
 from extproc.llm.base import JsonPath, Locator, TextPart, dump_json, replace_values
 from extproc.llm.strings import shown_key, sweep
-from extproc.scan_plan import BLOCK, REDACT, ScanPlan
+from extproc.scan_plan import ScanPlan
 from extproc.scanner import Finding
+from mesh.policy import format_path
+from mesh.verdicts import Action
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,9 @@ def locator_name(locator: Locator, flagged: Collection[str] = ()) -> str:
 
     A key that is not a plain field name, or that matched a rule, shows as `*`.
     """
-    out = ""
-    for key in locator:
-        shown = shown_key(key, flagged)
-        out += f"[{key}]" if isinstance(key, int) else (f".{shown}" if out else shown)
-    return out
+    return format_path(
+        tuple(key if isinstance(key, int) else shown_key(key, flagged) for key in locator)
+    )
 
 
 def judge_document(
@@ -130,8 +130,10 @@ class _Judge:
         self.replacements: dict[Locator, object] = {}
         self.renamed: dict[JsonPath, str] = {}
         actions = plan.actions
-        self._hidden = frozenset(k for k, v in actions.items() if v in (BLOCK, REDACT))
-        self._blocking = frozenset(k for k, v in actions.items() if v == BLOCK)
+        self._hidden = frozenset(
+            k for k, v in actions.items() if v in (Action.BLOCK, Action.REDACT)
+        )
+        self._blocking = frozenset(k for k, v in actions.items() if v == Action.BLOCK)
 
     def verdict(self) -> DocumentVerdict:
         # Records are named at the end, when every key that matched a rule is known: a
@@ -139,7 +141,7 @@ class _Judge:
         flagged = {path[-1] for path, _, _, key in self._found if key and isinstance(path[-1], str)}
         records = [self._record(path, matched, finding, flagged)
                    for path, matched, finding, _ in self._found]
-        blocked = next((r for r in records if r.action == BLOCK), None)
+        blocked = next((r for r in records if r.action == Action.BLOCK), None)
         return DocumentVerdict(
             tuple(records), blocked,
             {} if blocked else self.replacements,
@@ -159,7 +161,7 @@ class _Judge:
         hits += [(path, stream.text_of(f), f, key) for f in more]
         for hit in hits:
             self._found.append(hit)
-            if self.plan.action_for(hit[2]) == BLOCK:
+            if self.plan.action_for(hit[2]) == Action.BLOCK:
                 return True
         new = (released + tail).decode("utf-8", "surrogatepass")
         if new != text:

@@ -46,6 +46,7 @@ from extproc.telemetry import NoTelemetry, Telemetry, TelemetryConfig, start_tel
 from mesh.credentials import presented_tokens
 from mesh.jwks import JwksCache, prefetch
 from mesh.policy import Policy
+from mesh.verdicts import Verdict
 from protos import wire
 
 log = logging.getLogger("weir.server")
@@ -110,7 +111,7 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[wire.ProcessingResponse]:
         policy = self._store.current
-        exchange = Exchange(policy, self._config, self._keys)
+        exchange = Exchange(policy, self._config, self._keys, self._store.plans)
         self._metrics.active_streams.inc()
         error: str | None = None
         finished = False
@@ -195,9 +196,9 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                 # A failed exchange is an error whatever was decided before it failed: a
                 # crash mid-answer must never stay logged as `allow`.
                 if error is not None and (
-                    error != "cancelled" or exchange.record.verdict == "pending"
+                    error != "cancelled" or exchange.record.verdict == Verdict.PENDING
                 ):
-                    exchange.record.verdict = "error"
+                    exchange.record.verdict = Verdict.ERROR
                     exchange.record.reason = f"ext_proc stream ended: {error}"
                 self._finish(exchange.record, trace, first_chunk)
 
@@ -490,6 +491,7 @@ class WeirServer:
         await self.shared.close()
         # Last, and off the loop: a final flush bounded by the export timeout.
         await asyncio.to_thread(self.telemetry.close)
+        self.store.close()
 
 
 async def serve(config: ServeConfig, warmups: Sequence[Callable[[], object]] = ()) -> int:

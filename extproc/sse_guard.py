@@ -55,9 +55,10 @@ from extproc.llm.base import (
     rewrite_stream_event,
 )
 from extproc.llm.strings import Found, StructureError, check_structural, shown_key, sweep
-from extproc.scan_plan import BLOCK, REDACT, ScanPlan
+from extproc.scan_plan import ScanPlan
 from extproc.scanner import Finding
 from extproc.sse import SseError, SseEvent, SseParser, serialize
+from mesh.verdicts import Action
 
 # An upstream that invents thousands of choices or blocks would otherwise cost a
 # scanner each; no real response comes near this.
@@ -113,8 +114,10 @@ class SseGuard:
         self._ended = False  # Weir ended the stream (block or failure): swallow the rest
         self._observe_only = self.plan.observe_only
         actions = self.plan.actions
-        self._hidden = frozenset(k for k, v in actions.items() if v in (BLOCK, REDACT))
-        self._blocking = frozenset(k for k, v in actions.items() if v == BLOCK)
+        self._hidden = frozenset(
+            k for k, v in actions.items() if v in (Action.BLOCK, Action.REDACT)
+        )
+        self._blocking = frozenset(k for k, v in actions.items() if v == Action.BLOCK)
         # Memos of what one stream repeats in every event: keys scanned clean, structural
         # values whose shape was checked.
         self._clean_keys: set[str] = set()
@@ -454,7 +457,7 @@ class SseGuard:
                 match_hash(scanner.text_of(finding)),
             )
             self.findings.append(record)
-            if record.action == BLOCK and self.blocked_by is None:
+            if record.action == Action.BLOCK and self.blocked_by is None:
                 self.blocked_by = record
                 self._ended = True
         text = released.decode("utf-8", "surrogatepass")

@@ -88,7 +88,7 @@ from extproc.llm.base import (
 )
 from extproc.llm.strings import StructureError
 from extproc.request_path import normalise_path
-from extproc.scan_plan import ScanPlan, plan_for
+from extproc.scan_plan import PolicyPlans, ScanPlan, compile_plans
 from extproc.shared_store import Charge
 from extproc.sse import serialize
 from extproc.sse_guard import SseGuard, stream_error_events
@@ -105,6 +105,7 @@ from mesh.destinations import destination_refusal
 from mesh.identity import JWT_SVID, Identity, IdentityInputs, resolve_identity
 from mesh.jwt import KeyLookup, LoadedKeys, VerifiedToken
 from mesh.policy import ALLOW, Decision, Policy, WorkloadRule
+from mesh.verdicts import Verdict
 
 DEFAULT_MAX_REQUEST_BODY = 8 * 1024 * 1024
 # A non-streamed response is judged whole; past this size it cannot be, and an
@@ -176,8 +177,7 @@ class ExchangeRecord:
     provider: str | None = None
     model: str | None = None
     stream: bool | None = None
-    # allow | deny | audit (would have been denied, let through by `mode: audit`) | error
-    verdict: str = "pending"
+    verdict: Verdict = Verdict.PENDING  # see mesh.verdicts for what each one means
     rule: str | None = None
     reason: str = ""
     status: int | None = None
@@ -202,14 +202,19 @@ class Exchange:
         policy: Policy,
         config: ExchangeConfig | None = None,
         keys: KeyLookup | None = None,
+        plans: PolicyPlans | None = None,
     ) -> None:
         # The policy is captured once: a reload mid-exchange must not change the
-        # rules halfway through one request.
+        # rules halfway through one request. The server passes the plans its
+        # PolicyStore compiled at load; without them they are compiled here, once.
         self._policy = policy
         # Token signing keys, fetched by the servicer before the headers arrive here;
         # without its shared cache only the keys read from JWKS files are known.
         self._keys: KeyLookup = keys if keys is not None else _LOADED_KEYS
         self._strip: tuple[str, ...] = ()
+        if plans is None or plans.digest != policy.digest:
+            plans = compile_plans(policy)
+        self._plans = plans
         self._config = config or ExchangeConfig()
         self._request = _Request.EXPECT_HEADERS
         self._response = _Response.EXPECT_HEADERS
@@ -307,7 +312,7 @@ class Exchange:
             prefix = b"" if meter.at_event_boundary else b"\n\n"
             self._response = _Response.ENDED_BY_WEIR
             self._meter = None
-            self._settle("error", reason)
+            self._settle(Verdict.ERROR, reason)
             ending = stream_error_events(self._provider, reason)
             return [StreamBody(RESPONSE, prefix + ending, True)]
         return []
@@ -452,7 +457,7 @@ class Exchange:
                 self._request = _Request.SNIFFING_BODY  # withheld until the 404 or allow
                 return self._unknown_api(None, end_of_stream=False)
             self._request = _Request.PASSTHROUGH_BODY
-            self._settle("allow", f"{self._identity_reason()}; {unsniffed}, not sniffed")
+            self._settle(Verdict.ALLOW, f"{self._identity_reason()}; {unsniffed}, not sniffed")
             return [ContinueHeaders(REQUEST, remove_headers=self._strip)]
         self._request = _Request.SNIFFING_BODY
         return []  # withheld until the body says whether it is an LLM call
@@ -546,18 +551,23 @@ class Exchange:
         name = f"workload '{workload.name}'" if workload is not None else "the workload"
         reason = f"{where} is {what}; set unknownApis: allow on {name} to let it through"
         if self._refuse_or_audit(reason):
-            return [self._refuse(ErrorKind.NOT_FOUND, reason, verdict="deny")]
-        return self._release(body, end_of_stream, reason=reason, verdict="audit")
+            return [self._refuse(ErrorKind.NOT_FOUND, reason, verdict=Verdict.DENY)]
+        return self._release(body, end_of_stream, reason=reason, verdict=Verdict.AUDIT)
 
     def _release(
-        self, body: bytes | None, end_of_stream: bool, *, reason: str, verdict: str = "allow"
+        self,
+        body: bytes | None,
+        end_of_stream: bool,
+        *,
+        reason: str,
+        verdict: Verdict = Verdict.ALLOW,
     ) -> list[Action]:
         """Let an unrecognised request go on: its headers, what was held, the rest flows.
 
         ``body`` None: the request has no body message (its headers ended the stream, or
         none has come yet).
         """
-        if self.record.verdict == "pending" or verdict != "allow":
+        if self.record.verdict == Verdict.PENDING or verdict != Verdict.ALLOW:
             self._settle(verdict, reason)
         self._request = _Request.DONE if end_of_stream else _Request.PASSTHROUGH_BODY
         headers = ContinueHeaders(REQUEST, remove_headers=self._strip)
@@ -595,7 +605,7 @@ class Exchange:
         body = bytes(self._body) + chunk
         self._body = bytearray()
         self._settle(
-            "allow",
+            Verdict.ALLOW,
             f"{self._identity_reason()}; JSON body past the {limit}-byte sniff limit "
             "with no LLM key, streamed with its top-level keys read",
         )
@@ -629,7 +639,7 @@ class Exchange:
                     ErrorKind.TOO_LARGE,
                     "an LLM call padded past Weir's limit of "
                     f"{self._config.max_request_body} bytes; it was not forwarded whole",
-                    verdict="deny",
+                    verdict=Verdict.DENY,
                 )
             ]
         if ended:
@@ -658,9 +668,8 @@ class Exchange:
             return [self._refuse(ErrorKind.PERMISSION_DENIED, decision.reason)]
 
         workload = decision.workload
-        enforcing = self._policy.enforcing
-        request_plan = plan_for(workload.request if workload else (), enforcing=enforcing)
-        self._response_plan = plan_for(workload.response if workload else (), enforcing=enforcing)
+        request_plan = self._plans.request(workload)
+        self._response_plan = self._plans.response(workload)
         headers = ContinueHeaders(
             REQUEST,
             # Never scan compressed bytes as text: ask the upstream for identity.
@@ -672,7 +681,7 @@ class Exchange:
             verdict = judge_document(parts, request_plan, "request", document=document)
             self.record.findings.extend(verdict.findings)
             if verdict.blocked_by is not None:
-                return [self._refuse_blocked("prompt", verdict.blocked_by, verdict="deny")]
+                return [self._refuse_blocked("prompt", verdict.blocked_by, verdict=Verdict.DENY)]
             if verdict.changed:
                 try:
                     body = verdict.apply(document)
@@ -681,8 +690,8 @@ class Exchange:
                 headers = ContinueHeaders(
                     REQUEST, headers.set_headers, remove_headers=(*self._strip, "content-length")
                 )
-        if self.record.verdict == "pending":
-            self._settle("allow", decision.reason)
+        if self.record.verdict == Verdict.PENDING:
+            self._settle(Verdict.ALLOW, decision.reason)
         self._request = _Request.DONE
         if workload is not None and workload.budget is not None:
             return self._reserve_budget(workload, document, body, headers, end_of_stream)
@@ -822,9 +831,15 @@ class Exchange:
         self._record_usage(guard.usage)
         if guard.blocked_by is not None:
             hit = guard.blocked_by
-            self._settle("block", f"response blocked: rule '{hit.rule}' ({hit.scanner})")
+            self._settle(Verdict.BLOCK, f"response blocked: rule '{hit.rule}' ({hit.scanner})")
         elif guard.failure is not None:
-            self._settle("error" if guard.ended else self.record.verdict, guard.failure)
+            if guard.terminated or self._response is _Response.ENDED_BY_WEIR:
+                self._settle(Verdict.ERROR, guard.failure)
+            else:
+                # Observing only (audit actions), the client received every byte
+                # unchanged; only Weir stopped reading. As on the JSON path, the verdict
+                # stands and the record says what went unscanned.
+                self.record.reason = f"not scanned: {guard.failure}"
 
     def _judge_response_body(self, *, end_of_stream: bool) -> list[Action]:
         assert self._provider is not None and self._response_plan is not None
@@ -876,7 +891,7 @@ class Exchange:
     ) -> list[Action]:
         self.record.findings.extend(verdict.findings)
         if verdict.blocked_by is not None:
-            return [self._refuse_blocked("response", verdict.blocked_by, verdict="block")]
+            return [self._refuse_blocked("response", verdict.blocked_by, verdict=Verdict.BLOCK)]
         headers = ContinueHeaders(RESPONSE)
         if verdict.changed:
             headers = ContinueHeaders(RESPONSE, remove_headers=("content-length",))
@@ -972,7 +987,7 @@ class Exchange:
         return self._end_for_budget(held, reason)
 
     def _refuse_budget(self, reason: str, retry_after: int) -> Respond:
-        respond = self._refuse(ErrorKind.RATE_LIMITED, reason, verdict="deny")
+        respond = self._refuse(ErrorKind.RATE_LIMITED, reason, verdict=Verdict.DENY)
         extra = [("retry-after", str(retry_after))]
         if retry_after > 60:
             # The SDKs would retry within seconds; the window resets much later.
@@ -1031,7 +1046,7 @@ class Exchange:
             self._meter = None
         self._response = _Response.ENDED_BY_WEIR
         self.record.budget = "ended"
-        self._settle("block", reason)
+        self._settle(Verdict.BLOCK, reason)
         kept = [a for a in held if not (isinstance(a, StreamBody) and a.direction is RESPONSE)]
         released = b"".join(
             a.chunk for a in held if isinstance(a, StreamBody) and a.direction is RESPONSE
@@ -1080,7 +1095,7 @@ class Exchange:
         kind = {401: ErrorKind.UNAUTHENTICATED, 403: ErrorKind.PERMISSION_DENIED}.get(
             refusal.status, ErrorKind.UNAVAILABLE
         )
-        return self._refuse(kind, refusal.reason, verdict="deny")
+        return self._refuse(kind, refusal.reason, verdict=Verdict.DENY)
 
     def govern_llm_destination(
         self, workload: WorkloadRule | None, provider: Provider
@@ -1105,14 +1120,14 @@ class Exchange:
         """True when the refusal must be enforced; in audit mode it is only recorded."""
         if self._policy.enforcing:
             return True
-        self._settle("audit", reason)
+        self._settle(Verdict.AUDIT, reason)
         return False
 
-    def _settle(self, verdict: str, reason: str) -> None:
+    def _settle(self, verdict: Verdict, reason: str) -> None:
         self.record.verdict = verdict
         self.record.reason = reason
 
-    def _refuse_blocked(self, what: str, hit: FindingRecord, *, verdict: str) -> Respond:
+    def _refuse_blocked(self, what: str, hit: FindingRecord, *, verdict: Verdict) -> Respond:
         """The 403 for a whole prompt or answer a `block` rule matched: the rule, never the text."""
         return self._refuse(
             ErrorKind.PERMISSION_DENIED,
@@ -1120,13 +1135,13 @@ class Exchange:
             verdict=verdict,
         )
 
-    def _refuse(self, kind: ErrorKind, message: str, verdict: str | None = None) -> Respond:
+    def _refuse(self, kind: ErrorKind, message: str, verdict: Verdict | None = None) -> Respond:
         path = header_value(self._request_headers, ":path") or ""
         error_format = self._provider or self._error_format or error_format_for(path)
         self._closed = True
         self._request = _Request.DONE
         if verdict is None:
-            verdict = "deny" if kind is ErrorKind.PERMISSION_DENIED else "error"
+            verdict = Verdict.DENY if kind is ErrorKind.PERMISSION_DENIED else Verdict.ERROR
         self._settle(verdict, message)
         self.record.status = kind.status
         return Respond(

@@ -52,10 +52,6 @@ class Identity:
     source: str | None
     detail: str
 
-    @property
-    def authenticated(self) -> bool:
-        return self.principal != UNAUTHENTICATED
-
 
 class _Rejected(Exception):
     """A source had no usable identity; internal control flow only."""

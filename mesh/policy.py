@@ -53,6 +53,7 @@ from mesh.token_config import (
     build_svid_tokens,
     build_user_tokens,
 )
+from mesh.verdicts import Action
 
 DOCUMENT = "<document>"
 MAX_POLICY_BYTES = 1024 * 1024
@@ -63,9 +64,6 @@ DENY = "deny"
 ENFORCE = "enforce"
 AUDIT = "audit"
 DEFAULT_ACTION_RULE = "defaultAction"
-
-SCANNERS = ("secrets", "pii", "prompt-injection")
-ACTIONS = ("block", "redact", "audit")
 
 # Characters a SPIFFE ID path can contain, plus '/' and the glob star. A
 # pattern with anything else can never match and is almost surely a typo.
@@ -103,7 +101,7 @@ MAX_DENY_TERM_CHARS = 200
 @dataclass(frozen=True)
 class ScanRule:
     scanner: str
-    action: str
+    action: Action
     terms: tuple[str, ...] = ()  # the words of a `deny-list`, matched as whole words
 
 
@@ -165,9 +163,6 @@ class WorkloadRule:
             if rx.fullmatch(model):
                 return pattern
         return None
-
-    def allows_model(self, model: str) -> bool:
-        return self.matching_model_pattern(model) is not None
 
 
 @dataclass(frozen=True)
@@ -235,14 +230,6 @@ class Policy:
                 f"(pattern '{model_pattern}')"
             )
         return Decision(allowed=True, rule=workload.name, reason=reason, workload=workload)
-
-    def request_rules(self, principal: str) -> tuple[ScanRule, ...]:
-        workload = self.workload_for(principal)
-        return workload.request if workload else ()
-
-    def response_rules(self, principal: str) -> tuple[ScanRule, ...]:
-        workload = self.workload_for(principal)
-        return workload.response if workload else ()
 
 
 # --- the document schema -----------------------------------------------------
@@ -407,7 +394,8 @@ def _yaml_type(value: object) -> str:
     return type(value).__name__
 
 
-def _format_path(loc: Sequence[int | str]) -> str:
+def format_path(loc: Sequence[int | str]) -> str:
+    """``("workloads", 0, "match")`` -> ``workloads[0].match``: where in a document."""
     out = ""
     for part in loc:
         if isinstance(part, int):
@@ -420,7 +408,7 @@ def _format_path(loc: Sequence[int | str]) -> str:
 def _from_validation_error(exc: ValidationError, source: str) -> PolicyError:
     errors = exc.errors()
     first = errors[0]
-    path = _format_path(first["loc"])
+    path = format_path(first["loc"])
     if first["type"] == "extra_forbidden":
         reason = "unknown key"
     elif first["type"] == "missing":
@@ -524,10 +512,10 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
                 match=tuple(w.match),
                 models=None if w.models is None else tuple(w.models),
                 request=tuple(
-                    ScanRule(r.scanner, r.action, tuple(r.terms or ())) for r in w.request
+                    ScanRule(r.scanner, Action(r.action), tuple(r.terms or ())) for r in w.request
                 ),
                 response=tuple(
-                    ScanRule(r.scanner, r.action, tuple(r.terms or ())) for r in w.response
+                    ScanRule(r.scanner, Action(r.action), tuple(r.terms or ())) for r in w.response
                 ),
                 users=users,
                 require_user=w.require_user,

@@ -19,7 +19,7 @@ from typing import TextIO
 from mesh.end_user import decide_user
 from mesh.identity import UNAUTHENTICATED
 from mesh.jwt import VerifiedToken
-from mesh.policy import Policy, PolicyError, ScanRule, WorkloadRule, load_policy
+from mesh.policy import Policy, PolicyError, ScanRule, WorkloadRule
 from mesh.spiffe import SpiffeIdError, parse_spiffe_id_in
 
 EXIT_OK = 0
@@ -164,8 +164,12 @@ def _rules(rules: tuple[ScanRule, ...]) -> str:
 
 
 def _load(path: str, err: TextIO) -> Policy | None:
+    # The same step the server takes before it serves a policy, scan plans
+    # compiled included: what passes here never fails at run time.
+    from extproc.policy_store import load_and_compile
+
     try:
-        return load_policy(path)
+        return load_and_compile(path)[0]
     except PolicyError as exc:
         print(str(exc), file=err)
         return None

@@ -240,17 +240,16 @@ def _read_content_chunk(event: SseEvent, payload: dict[str, object]) -> StreamEv
     channel: Channel = ("content", index)
     usage = payload.get("usage")
     return StreamEvent(
-        event,
-        payload,
-        (Delta(channel, content),),
-        (),
-        None if usage is None else _usage(usage),
-        False,
-        None,
-        {channel: (_CONTENT_PATH,)},
-        mergeable := _only_text_besides(payload, choice),  # the delta is one content fragment
-        True,
-        mergeable,  # then the rest is id, model ...: structural fields at the top level
+        sse=event,
+        payload=payload,
+        deltas=(Delta(channel, content),),
+        usage=None if usage is None else _usage(usage),
+        paths={channel: (_CONTENT_PATH,)},
+        # The delta is one content fragment: checked above.
+        mergeable=(mergeable := _only_text_besides(payload, choice)),
+        streaming=True,
+        # Then the rest is id, model ...: structural fields at the top level.
+        plain=mergeable,
     )
 
 

@@ -2,9 +2,11 @@
 
 Owns the split of a rule set into its two sides (raw UTF-8 bytes, and the
 normalised text of the injection-style rules), the per-rule context and
-length tables, and the process-wide cache of compiled rule sets keyed by
-`rules.ruleset_hash`. Compiling is pure Python and takes up to a second
-for the built-in packs; it happens once per distinct rule set.
+length tables, and the caches of compiled rule sets keyed by
+`rules.ruleset_hash`: a bounded one in memory (`MEMORY_CACHE_SIZE` rule sets)
+and a bounded one on disk (`DISK_CACHE_FILES` files). Compiling is pure Python
+and takes up to a second for the built-in packs or a large deny-list; it
+happens once per distinct rule set while it stays cached.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import os
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import dfa as dfa_mod
+from .lru import Lru
 from .nfa import NFA
 from .rules import ANY, Rule, RuleError, ruleset_hash
 from .syntax import ALL_BYTES, Bytes, max_length, parse
@@ -40,6 +44,9 @@ class Side:
     validators: tuple[Validator | None, ...]
     left_ok: np.ndarray  # bool[n_rules, 258]: for rules that extend left, checked in Python
     extend: np.ndarray  # bool[n_rules, 128]: ASCII a match may extend left over
+    # What the matcher derives from these tables once (its kernel arguments), kept
+    # here so that it lives exactly as long as the side does.
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def max_runs(self) -> int:
@@ -128,7 +135,15 @@ def _extend_table(rules: Sequence[Rule]) -> np.ndarray:
     return table
 
 
-_cache: dict[str, CompiledRules] = {}
+# Rule sets a process keeps compiled: the built-in pack combinations, plus the
+# deny-lists of the policy in force and of a few before it. A plan holds its
+# tables directly, so eviction never takes them from a policy in force.
+MEMORY_CACHE_SIZE = 32
+DISK_CACHE_FILES = 64
+_cache: Lru[str, CompiledRules] = Lru(MEMORY_CACHE_SIZE)
+# Each side is also cached on its own: a new deny-list (normalised) beside the
+# secrets pack (raw) recompiles only the normalised side.
+_sides: Lru[str, Side] = Lru(MEMORY_CACHE_SIZE)
 _lock = threading.Lock()
 
 # Compiled tables are also kept on disk (plain .npz, no pickle), so a fresh
@@ -194,6 +209,7 @@ def _load(digest: str, rules: tuple[Rule, ...]) -> CompiledRules | None:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
+        os.utime(path)  # recently used: pruned last
         raw = [r for r in rules if not r.normalized]
         folded = [r for r in rules if r.normalized]
         return CompiledRules(
@@ -218,8 +234,34 @@ def _store(compiled: CompiledRules) -> None:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)  # type: ignore[arg-type]
         os.replace(tmp, d / f"{compiled.digest[:32]}-{_CODE_HASH}.npz")
+        _prune(d)
     except OSError:
         pass
+
+
+def _prune(d: Path) -> None:
+    """Keep the `DISK_CACHE_FILES` most recently used files (tables of old code included)."""
+    entries = []
+    for path in d.glob("*.npz"):
+        try:
+            entries.append((path.stat().st_mtime_ns, path))
+        except OSError:
+            continue  # removed by a concurrent prune
+    entries.sort(reverse=True)
+    for _, path in entries[DISK_CACHE_FILES:]:
+        path.unlink(missing_ok=True)
+
+
+def _side(rules: Sequence[Rule], normalized: bool) -> Side | None:
+    if not rules:
+        return None
+    key = ruleset_hash(rules)
+    hit = _sides.get(key)
+    if hit is not None:
+        return hit
+    side = _compile_side(rules, normalized)
+    assert side is not None
+    return _sides.put(key, side)
 
 
 def compile_rules(rules: Sequence[Rule]) -> CompiledRules:
@@ -233,16 +275,15 @@ def compile_rules(rules: Sequence[Rule]) -> CompiledRules:
         hit = _cache.get(digest)
         if hit is not None:
             return hit
-        for rule in rules:
-            rule.check()
+        # Each rule is checked where its side is compiled; tables on disk were stored
+        # from checked rules of the same digest.
         compiled = _load(digest, rules)
         if compiled is None:
             compiled = CompiledRules(
                 rules=rules,
                 digest=digest,
-                raw=_compile_side([r for r in rules if not r.normalized], normalized=False),
-                folded=_compile_side([r for r in rules if r.normalized], normalized=True),
+                raw=_side([r for r in rules if not r.normalized], normalized=False),
+                folded=_side([r for r in rules if r.normalized], normalized=True),
             )
             _store(compiled)
-        _cache[digest] = compiled
-        return compiled
+        return _cache.put(digest, compiled)

@@ -13,7 +13,6 @@ inside an accepted match; text before it is final.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -60,15 +59,10 @@ class _Prepared:
     rule_chars: list[str]
 
 
-# Keyed by id(side); the side is kept in the value so its id cannot be reused.
-_PREPARED: dict[int, tuple[Side, _Prepared]] = {}
-_PREPARED_LOCK = threading.Lock()
-
-
 def _prepared(side: Side) -> _Prepared:
-    hit = _PREPARED.get(id(side))
-    if hit is not None and hit[0] is side:
-        return hit[1]
+    hit = side.memo.get("prepared")
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
     t = side.tables
     tables = (t.trans, t.byte_class, t.start_state, t.acc_off, t.acc_rules, side.right_ok)
     # Most accepting rules in one state: bounds the candidates one symbol can add.
@@ -88,9 +82,8 @@ def _prepared(side: Side) -> _Prepared:
         ext_chars=_chars(np.asarray(side.extend.any(axis=0))),
         rule_chars=[_chars(side.extend[i]) for i in range(len(side.rules))],
     )
-    with _PREPARED_LOCK:
-        _PREPARED[id(side)] = (side, prepared)
-    return prepared
+    # Two threads may both compute it; the result is the same, and either one stays.
+    return side.memo.setdefault("prepared", prepared)  # type: ignore[no-any-return]
 
 
 class MatchState:

@@ -26,6 +26,7 @@ keeps this step a pure per-character map with exact offsets.
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 
 import numpy as np
@@ -106,27 +107,35 @@ def fold_table() -> np.ndarray:
     return table
 
 
+def _folded(ch: str) -> str:
+    """What one code point folds to, as a string of folded bytes (see `fold_table`)."""
+    cp = ord(ch)
+    if cp < TABLE_SIZE:
+        return "".join(chr(b) for b in fold_table()[cp] if b)
+    if 0xE0020 <= cp <= 0xE007E:
+        return chr(cp - 0xE0000).lower()
+    if 0xE0000 <= cp <= 0xE0FFF:
+        return ""
+    return chr(OTHER)
+
+
+_FOLDED: dict[str, str] = {}  # bounded by the code points there are
+_SPACE_RUN = re.compile(" {2,}")
+
+
 def fold_text(text: str) -> str:
-    """Reference (pure Python) folding of a string, for tests and debugging."""
-    out: list[str] = []
-    last_space = False
+    """Reference (pure Python) folding of a string, as the kernel folds it.
+
+    Used for tests and for deny-list terms, which a policy may hold a megabyte
+    of: so each distinct code point is folded once, and whitespace runs collapse
+    in one pass over the result (invisible characters between two spaces vanish
+    first, so the spaces still collapse into one).
+    """
+    cache = _FOLDED
+    pieces = []
     for ch in text:
-        cp = ord(ch)
-        if cp < TABLE_SIZE:
-            row = fold_table()[cp]
-            pieces = [int(b) for b in row if b]
-        elif 0xE0020 <= cp <= 0xE007E:
-            pieces = [ord(chr(cp - 0xE0000).lower())]
-        elif 0xE0000 <= cp <= 0xE0FFF:
-            pieces = []
-        else:
-            pieces = [OTHER]
-        for p in pieces:
-            if p == 0x20:
-                if last_space:
-                    continue
-                last_space = True
-            else:
-                last_space = False
-            out.append(chr(p))
-    return "".join(out)
+        piece = cache.get(ch)
+        if piece is None:
+            piece = cache[ch] = _folded(ch)
+        pieces.append(piece)
+    return _SPACE_RUN.sub(" ", "".join(pieces))

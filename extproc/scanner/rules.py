@@ -180,14 +180,3 @@ def _escape_folded(c: str) -> str:
         return c
     return "\\" + c
 
-
-def keyword_pattern(word: str, normalized: bool) -> str:
-    """The pattern a keyword is searched with by the prefilter ("re:..." is a raw pattern)."""
-    if word.startswith("re:"):
-        return word[3:]
-    out: list[str] = []
-    for i, c in enumerate(word):
-        out.append(c if c.isalnum() else "\\" + c if c.isascii() else c)
-        if normalized and i + 1 < len(word) and c.isalpha() and word[i + 1].isalpha():
-            out.append(INTRA)
-    return "".join(out)

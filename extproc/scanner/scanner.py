@@ -1,6 +1,6 @@
 """The public face of the package: `Scanner`, built from rules, scanning text.
 
-Owns rule-set selection (`for_scanners`), the per-rule-set instance cache,
+Owns rule-set selection (`for_scanners`), the bounded per-rule-set instance cache,
 the offline `scan` / `redact` entry points and `warm_up`. The offline path
 is the streaming path fed with one chunk, so both give identical results
 by construction.
@@ -12,7 +12,8 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import ClassVar
 
-from .compiler import CompiledRules, compile_rules
+from .compiler import MEMORY_CACHE_SIZE, CompiledRules, compile_rules
+from .lru import Lru
 from .matcher import Finding
 from .normalize import fold_table
 from .packs import PACKS
@@ -23,8 +24,8 @@ from .stream import StreamScanner
 class Scanner:
     """A compiled rule set. Immutable and thread-safe; make streams from it."""
 
-    _instances: ClassVar[dict[str, Scanner]] = {}
-    _lock: ClassVar[threading.Lock] = threading.Lock()
+    # Bounded like the compiled tables beneath them (see `lru`).
+    _instances: ClassVar[Lru[str, Scanner]] = Lru(MEMORY_CACHE_SIZE)
 
     def __init__(self, compiled: CompiledRules) -> None:
         self._compiled = compiled
@@ -33,12 +34,7 @@ class Scanner:
     def from_rules(cls, rules: Sequence[Rule]) -> Scanner:
         """Compile `rules` (or reuse the scanner already built for the same rule set)."""
         compiled = compile_rules(rules)
-        with cls._lock:
-            inst = cls._instances.get(compiled.digest)
-            if inst is None:
-                inst = cls(compiled)
-                cls._instances[compiled.digest] = inst
-            return inst
+        return cls._instances.get_or_make(compiled.digest, lambda: cls(compiled))
 
     @classmethod
     def for_scanners(cls, names: Iterable[str], extra: Sequence[Rule] = ()) -> Scanner:
@@ -84,10 +80,6 @@ class Scanner:
     def scan_and_redact(self, text: str) -> tuple[str, list[Finding]]:
         """Both at once, in one pass."""
         return StreamScanner(self._compiled).push_text(text, final=True)
-
-    @property
-    def max_hold_bytes(self) -> int:
-        return self.stream().max_hold_bytes
 
 
 _warm_lock = threading.Lock()

@@ -39,5 +39,4 @@ def TestOneInput(data: bytes) -> None:
         for model in (None, "gpt-4o", "*", ""):
             decision = policy.decide(principal, model)
             assert isinstance(decision.allowed, bool)
-        policy.request_rules(principal)
-        policy.response_rules(principal)
+        policy.workload_for(principal)

@@ -23,7 +23,7 @@ from extproc.scanner import Scanner
 from extproc.scanner.compiler import compile_rules
 from extproc.scanner.matcher import MatchState
 from extproc.scanner.packs import PACKS
-from extproc.scanner.rules import ANY, Rule, keyword_pattern
+from extproc.scanner.rules import ANY, INTRA, Rule
 from extproc.scanner.validators import VALIDATORS
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "scanner"
@@ -168,6 +168,19 @@ def test_the_kernel_agrees_with_re_on_random_haystacks(pattern: str, text: str) 
 RAW_RULES = [r for name in ("secrets", "pii") for r in PACKS[name]]
 _DIGIT_RULES = {"payment-card", "us-ssn", "iban", "phone-number"}
 NORMALIZED_RULES = [r for r in PACKS["prompt-injection"] if r.normalized]
+
+
+def keyword_pattern(word: str, normalized: bool) -> str:
+    """The regular expression a rule's keyword is looked for with ("re:..." is one already);
+    letters of a normalised keyword may be spaced out as the text they match may be."""
+    if word.startswith("re:"):
+        return word[3:]
+    out: list[str] = []
+    for i, c in enumerate(word):
+        out.append(c if c.isalnum() else "\\" + c if c.isascii() else c)
+        if normalized and i + 1 < len(word) and c.isalpha() and word[i + 1].isalpha():
+            out.append(INTRA)
+    return "".join(out)
 
 
 def _has_keyword(rule: Rule, sample: str) -> bool:

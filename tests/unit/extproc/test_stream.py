@@ -338,3 +338,30 @@ def test_the_policy_is_captured_for_the_whole_exchange() -> None:
     exchange = Exchange(captured)
     exchange.receive(request_headers(CHECKOUT))
     assert exchange.record.policy_digest == captured.digest
+
+
+AUDIT_RESPONSES_YAML = """
+trustDomain: cluster.local
+workloads:
+  - name: payments-checkout
+    match: ["spiffe://cluster.local/ns/payments/sa/checkout"]
+    response:
+      - {scanner: secrets, action: audit}
+"""
+
+
+def test_an_audit_only_stream_weir_cannot_read_is_recorded_not_scanned_not_as_an_error() -> None:
+    exchange = Exchange(parse_policy(AUDIT_RESPONSES_YAML, "audit.yaml"))
+    feed(exchange, [request_headers(CHECKOUT), BodyEvent(REQ, chat_body(), True)])
+    sse = ((":status", "200"), ("content-type", "text/event-stream"))
+    good = b'data: {"choices": [{"index": 0, "delta": {"content": "hi"}}]}\n\n'
+    chunks = [good, b"data: {not json\n\n", good, b"data: [DONE]\n\n"]
+    events: list[Event] = [HeadersEvent(RESP, sse, False)]
+    events += [BodyEvent(RESP, chunk, False) for chunk in chunks]
+    events.append(BodyEvent(RESP, b"", True))
+    actions = feed(exchange, events)
+    # The client received every byte unchanged: Weir only stopped reading.
+    sent = b"".join(a.chunk for a in actions if isinstance(a, StreamBody))
+    assert sent == b"".join(chunks)
+    assert exchange.record.verdict == "allow"
+    assert exchange.record.reason.startswith("not scanned: unreadable stream event")

@@ -660,8 +660,9 @@ def test_audit_mode_changes_enforcement_but_not_the_decision(mode: str, enforcin
 def test_scan_rules_come_from_the_matched_workload(
     principal: str, request_rules: tuple[ScanRule, ...], response_rules: tuple[ScanRule, ...]
 ) -> None:
-    assert ORDERED.request_rules(principal) == request_rules
-    assert ORDERED.response_rules(principal) == response_rules
+    workload = ORDERED.workload_for(principal)
+    assert (workload.request if workload else ()) == request_rules
+    assert (workload.response if workload else ()) == response_rules
 
 
 def test_the_matching_pattern_is_reported_for_explanations() -> None:
