@@ -62,6 +62,7 @@ bench: $(BENCH_INSTALLED)
 	$(BIN)/python -m loadtest.bench_jwt
 	$(BIN)/python -m loadtest.bench_otlp
 	$(BIN)/python -m loadtest.bench_sniff
+	$(BIN)/python -m loadtest.bench_budget
 	$(BIN)/python loadtest/run_bench.py
 
 # The load test alone, in about 2 minutes (fewer, shorter runs).
