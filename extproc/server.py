@@ -421,7 +421,7 @@ class WeirServer:
     async def _readyz(self, _: web.Request) -> web.Response:
         if self.ready:
             return web.Response(
-                text=f"ready policy={self.store.current.digest} {self._store_detail()}\n"
+                text=f"ready policy={self.store.current.digest}{self._store_detail()}\n"
             )
         reason = "draining" if self._draining else "starting"
         return web.Response(status=503, text=f"not ready: {reason}\n")
@@ -430,11 +430,11 @@ class WeirServer:
         """The budget store's state for /readyz: a store outage is not unreadiness, since
         the policy's onUnavailable already says what a budgeted call does meanwhile."""
         shared = self.shared
-        if isinstance(shared, RedisStore):
-            if shared.up:
-                return "budget-store=redis:up"
-            return f"budget-store=redis:down ({shared.last_error}, {shared.pending_charges} kept)"
-        return f"budget-store={shared.name}"
+        if not isinstance(shared, RedisStore):
+            return ""  # in process: nothing that can be down
+        if shared.up:
+            return " budget-store=redis:up"
+        return f" budget-store=redis:down ({shared.last_error}, {shared.pending_charges} kept)"
 
     async def _metrics_handler(self, _: web.Request) -> web.Response:
         return web.Response(

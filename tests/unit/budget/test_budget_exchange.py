@@ -158,3 +158,18 @@ workloads:
     forwarded = start(exchange, store, chat())
     assert json.loads(forwarded[1].chunk) == chat()
     assert exchange.budget_settlement() is None and exchange.record.budget is None
+
+
+def test_a_per_user_budget_counts_each_end_user_apart_and_users_without_one_together() -> None:
+    from extproc.budget_gate import BudgetGate
+    from mesh.budget_policy import Budget
+
+    def key(user: str | None, per: str = "user") -> str:
+        gate = BudgetGate(Budget(100, "1d", per), workload="w", user=user,
+                          on_unavailable="closed", charge_id="c", now=86400 * 5 + 7)
+        return gate.key
+
+    assert key("hmac:alice") != key("hmac:bob")
+    assert key(None) == key(None) != key("hmac:alice")
+    assert key("hmac:alice", "workload") == key("hmac:bob", "workload")
+    assert key("hmac:alice").endswith(f":1d:{86400 * 5}")
