@@ -101,6 +101,7 @@ class BudgetGate:
         self.reserved = False  # the reservation was applied (or allowed while the store was down)
         self.last_used: int | None = None  # the window's total, as last reported
         self._last_total = 0  # this exchange's total when it was last reported
+        self._seq = 0
         self.exceeded = False
 
     @property
@@ -112,7 +113,10 @@ class BudgetGate:
         return self.input_estimate + self.output_estimate
 
     def _charge(self, total: int, *, admit: bool) -> Charge:
-        return Charge(self.key, self._charge_id, total, self.budget.tokens, self._ttl, admit)
+        self._seq += 1
+        return Charge(
+            self.key, self._charge_id, total, self.budget.tokens, self._ttl, admit, self._seq
+        )
 
     def reservation(self, input_estimate: int) -> Charge:
         self.input_estimate = input_estimate

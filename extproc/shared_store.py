@@ -7,9 +7,10 @@ Two implementations of one small interface (`SharedStore`):
   with a connection pool and short timeouts (50 ms by default).
 
 A budget counter is one Redis hash per (subject, window): field ``#used`` holds the
-window's total, and one field per exchange holds what that exchange has spent so far.
-`charge` *sets* an exchange's total (it never adds), in a Lua script that checks and
-reserves in one step, so a retried or replayed charge cannot count twice: when the store
+window's total, and one field per exchange holds what that exchange has spent so far
+(with the sequence number of its last charge). `charge` *sets* an exchange's total (it
+never adds), in a Lua script that checks and reserves in one step, and ignores a charge
+older than one already applied, so a retried or replayed charge cannot count twice: when the store
 comes back after an outage, the charges that failed are sent again (`flush`) and land
 exactly once. The hash expires with its window.
 
@@ -46,20 +47,26 @@ USED_FIELD = "#used"
 # A counter outlives its window by this much, so a late correction still finds it.
 EXPIRY_SLACK_SECONDS = 300
 
-# KEYS[1] the window's hash. ARGV: charge id, its new total, the limit, ttl, admit (1/0).
-# With admit=1 a charge that would take the window past the limit is not applied (the
-# request is refused); otherwise it is always applied (tokens already spent). Returns
+# KEYS[1] the window's hash. ARGV: charge id, its new total, the limit, ttl, admit (1/0),
+# the charge's sequence number within its exchange. A charge older than one already
+# applied is ignored (a replay from the outbox racing a newer charge). With admit=1 a
+# charge that would take the window past the limit is not applied (the request is
+# refused); otherwise it is always applied (tokens already spent). Returns
 # {the window's total after the call, 1 if applied else 0}.
 CHARGE_SCRIPT = """
-local old = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local seq_field = ARGV[1] .. '#seq'
 local used = tonumber(redis.call('HGET', KEYS[1], '#used') or '0')
+if tonumber(redis.call('HGET', KEYS[1], seq_field) or '-1') >= tonumber(ARGV[6]) then
+  return {used, 1}
+end
+local old = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 local new = tonumber(ARGV[2])
 local after = used - old + new
 if ARGV[5] == '1' and new > old and after > tonumber(ARGV[3]) then
   return {used, 0}
 end
+redis.call('HSET', KEYS[1], ARGV[1], new, seq_field, ARGV[6])
 if new ~= old then
-  redis.call('HSET', KEYS[1], ARGV[1], new)
   redis.call('HINCRBY', KEYS[1], '#used', new - old)
 end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
@@ -81,6 +88,7 @@ class Charge:
     limit: int
     ttl: int  # seconds the counter must live: the rest of its window, plus slack
     admit: bool  # a request's reservation: refused, not applied, if it does not fit
+    seq: int = 0  # the exchange's charges in order: an older one never overrides a newer
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +150,14 @@ class LocalStore:
         if expires <= now:
             fields = {}
         old, used = fields.get(charge.charge_id, 0), fields.get(USED_FIELD, 0)
+        seq_field = f"{charge.charge_id}#seq"
+        if fields.get(seq_field, -1) >= charge.seq:
+            return ChargeResult(used, applied=True)
         after = used - old + charge.total
         if charge.admit and charge.total > old and after > charge.limit:
             return ChargeResult(used, applied=False)
         fields[charge.charge_id] = charge.total
+        fields[seq_field] = charge.seq
         fields[USED_FIELD] = after
         self._counters[charge.key] = (now + charge.ttl, fields)
         if len(self._counters) > 4096:
@@ -244,7 +256,7 @@ class RedisStore:
             raise
         used, applied = reply
         pending = self._outbox.get((charge.key, charge.charge_id))
-        if pending is not None and pending.total == charge.total:
+        if pending is not None and pending.seq <= charge.seq:
             del self._outbox[(charge.key, charge.charge_id)]
         return ChargeResult(int(used), bool(applied))
 
@@ -252,7 +264,7 @@ class RedisStore:
         return self._script(
             keys=[charge.key],
             args=[charge.charge_id, charge.total, charge.limit, charge.ttl,
-                  1 if charge.admit else 0],
+                  1 if charge.admit else 0, charge.seq],
         )
 
     def charge_later(self, charge: Charge) -> None:
@@ -267,7 +279,9 @@ class RedisStore:
             await self.charge(charge)
 
     def _keep(self, charge: Charge) -> None:
-        self._outbox[(charge.key, charge.charge_id)] = charge
+        kept = self._outbox.get((charge.key, charge.charge_id))
+        if kept is None or kept.seq < charge.seq:
+            self._outbox[(charge.key, charge.charge_id)] = charge
         if not self._up:
             self._ensure_flusher()
 

@@ -32,8 +32,14 @@ async def redis_store(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
 KEY = budget_key("workload:checkout", "1h", 0)
 
 
-def charge(charge_id: str, total: int, *, admit: bool = False, limit: int = 100) -> Charge:
-    return Charge(KEY, charge_id, total, limit, ttl=60, admit=admit)
+SEQ = iter(range(1, 10**6))
+
+
+def charge(
+    charge_id: str, total: int, *, admit: bool = False, limit: int = 100, seq: int | None = None
+) -> Charge:
+    return Charge(KEY, charge_id, total, limit, ttl=60, admit=admit,
+                  seq=next(SEQ) if seq is None else seq)
 
 
 async def exercise(store: LocalStore | RedisStore) -> None:
@@ -42,9 +48,12 @@ async def exercise(store: LocalStore | RedisStore) -> None:
     refused = await store.charge(charge("b", 50, admit=True))
     assert (refused.used, refused.applied) == (60, False)
     # Charges set an exchange's total: the same charge twice counts once.
-    await store.charge(charge("a", 70))
-    again = await store.charge(charge("a", 70))
+    seventy = charge("a", 70)
+    await store.charge(seventy)
+    again = await store.charge(seventy)
     assert again.used == 70
+    # A stale charge (an outbox replay racing a newer one) never overrides a newer total.
+    assert (await store.charge(charge("a", 65, seq=seventy.seq - 1))).used == 70
     # Tokens already spent are applied past the limit, and reported as such.
     over = await store.charge(charge("c", 40))
     assert (over.used, over.applied) == (110, True)
