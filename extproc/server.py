@@ -40,7 +40,13 @@ from extproc.inventory_merge import merge_snapshots
 from extproc.inventory_page import inventory_page
 from extproc.metrics import Metrics
 from extproc.policy_store import PolicyStore
-from extproc.shared_store import LocalStore, RedisStore, SharedStore, StoreUnavailable
+from extproc.shared_store import (
+    LocalStore,
+    RedisStore,
+    SharedStore,
+    StoreUnavailable,
+    budget_key,
+)
 from extproc.stream import Exchange, ExchangeConfig, ExchangeRecord, ProtocolError
 from extproc.telemetry import NoTelemetry, Telemetry, TelemetryConfig, start_telemetry
 from mesh.credentials import presented_tokens
@@ -445,6 +451,7 @@ class WeirServer:
     async def _inventory_handler(self, _: web.Request) -> web.Response:
         own = self.inventory.snapshot()
         if not isinstance(self.shared, RedisStore):
+            await self._add_budget_use(own)
             return web.json_response(own)
         try:
             # Our own latest first, so the view never lags this replica's own calls.
@@ -454,7 +461,31 @@ class WeirServer:
             # The cluster's view is unreachable: say this one is only this replica's.
             return web.json_response({**own, "scope": "replica", "replicas": 1})
         merged = merge_snapshots(documents.values())
+        await self._add_budget_use(merged)
         return web.json_response({**merged, "scope": "cluster", "replicas": len(documents)})
+
+    async def _add_budget_use(self, view: dict[str, object]) -> None:
+        """Each workload's budget use in the current window (per-workload budgets only)."""
+        rules = {w.name: w.budget for w in self.store.current.workloads if w.budget is not None}
+        entries = view.get("workloads")
+        if not rules or not isinstance(entries, list):
+            return
+        now = time.time()
+        for entry in entries:
+            names = [n for n in entry.get("policyWorkloads", []) if n in rules]
+            if not names:
+                continue
+            budget = rules[names[0]]
+            assert budget is not None
+            if budget.per != "workload":
+                continue  # per end user: one counter per user, no single figure to draw
+            key = budget_key(f"workload:{names[0]}", budget.window, budget.window_start(now))
+            with contextlib.suppress(StoreUnavailable):
+                entry["budget"] = {
+                    "used": await self.shared.used(key),
+                    "limit": budget.tokens,
+                    "unit": f"tokens / {budget.window}",
+                }
 
     async def _publish_inventory(self) -> None:
         while True:

@@ -116,6 +116,10 @@ class SharedStore(Protocol):
         """Apply a charge in the background, kept and retried until the store has it."""
         ...
 
+    async def used(self, key: str) -> int:
+        """A counter's total so far (0 when it does not exist); raises StoreUnavailable."""
+        ...
+
     async def put_document(self, kind: str, owner: str, document: dict[str, object]) -> None:
         """Publish this replica's (``owner``'s) document of ``kind``; raises StoreUnavailable."""
         ...
@@ -166,6 +170,10 @@ class LocalStore:
 
     def charge_later(self, charge: Charge) -> None:
         self.charge_now(charge)
+
+    async def used(self, key: str) -> int:
+        expires, fields = self._counters.get(key, (0.0, {}))
+        return fields.get(USED_FIELD, 0) if expires > self._clock() else 0
 
     async def put_document(self, kind: str, owner: str, document: dict[str, object]) -> None:
         self._documents.setdefault(kind, {})[owner] = document
@@ -304,6 +312,10 @@ class RedisStore:
             except StoreUnavailable:
                 break
         return len(self._outbox)
+
+    async def used(self, key: str) -> int:
+        value = await self._call("get", lambda: self._client.hget(key, USED_FIELD))
+        return int(value or 0)
 
     async def put_document(self, kind: str, owner: str, document: dict[str, object]) -> None:
         data = json.dumps(document, sort_keys=True)

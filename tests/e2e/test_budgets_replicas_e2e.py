@@ -111,5 +111,6 @@ def test_two_replicas_share_one_budget_and_one_inventory(
     view, _ = views()
     assert (view["scope"], view["replicas"]) == ("cluster", 2)
     [workload] = view["workloads"]
+    assert workload["budget"] == {"used": spent(url), "limit": 300, "unit": "tokens / 1h"}
     assert workload["requests"] == 22
     assert sum(workload["decisions"].values()) == 22
