@@ -26,6 +26,7 @@ import concurrent.futures
 import logging
 import multiprocessing
 import os
+import pickle
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -121,8 +122,9 @@ class PolicyStore:
         self._stamp = _stamp(self.path)
         try:
             result = await self._in_worker()
-        except (BrokenProcessPool, OSError, RuntimeError) as exc:
-            # The worker died or could not start: compile in a thread rather than keep
+        except (BrokenProcessPool, OSError, RuntimeError, pickle.PicklingError, TypeError) as exc:
+            # The worker died, could not start, or could not send its result back (a
+            # policy object that does not pickle): compile in a thread rather than keep
             # a stale policy. Slower for the event loop, never wrong.
             log.warning("policy worker unavailable (%s); compiling in a thread", exc)
             self._pool = None

@@ -28,6 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jwt as pyjwt
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_der_public_key,
+)
 
 # Larger tokens are refused before any parsing: a header value is attacker input.
 MAX_TOKEN_BYTES = 8 * 1024
@@ -59,6 +64,16 @@ class SigningKey:
     kty: str
     alg: str | None  # the JWK's own `alg`, when it pins one
     key: Any  # a cryptography public key object
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # cryptography's key objects do not pickle, and a policy (with the keys of its
+        # JWKS files) travels from the reload worker process: as DER, it does.
+        der = self.key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        return (_signing_key_from_der, (self.kid, self.kty, self.alg, der))
+
+
+def _signing_key_from_der(kid: str, kty: str, alg: str | None, der: bytes) -> SigningKey:
+    return SigningKey(kid, kty, alg, load_der_public_key(der))
 
 
 @dataclass(frozen=True)
