@@ -39,7 +39,12 @@ from extproc.policy_store import PolicyStore
 from extproc.stream import CHALLENGE
 from mesh.credentials import credential_refusal, presented_tokens, read_credentials
 from mesh.destinations import destination_refusal
-from mesh.identity import PEER_CERTIFICATE, IdentityInputs, resolve_identity
+from mesh.identity import (
+    PEER_CERTIFICATE,
+    IdentityInputs,
+    resolve_identity,
+    unauthenticated_hint,
+)
 from mesh.jwks import JwksCache, prefetch
 from mesh.jwt import KeyLookup, LoadedKeys
 from mesh.policy import Policy
@@ -120,6 +125,7 @@ def decide_check(
                 status, reason = 403, where
     else:
         status = 403
+        reason += unauthenticated_hint(identity, (PEER_CERTIFICATE,))
     if status and policy.enforcing:
         kind = _STATUS_KINDS.get(status, ErrorKind.UNAVAILABLE)
         return AuthzVerdict(

@@ -55,14 +55,24 @@ def _warmups() -> list[Callable[[], object]]:
 def _policy_check(args: argparse.Namespace) -> int:
     from mesh.policy_cli import check
 
-    return check(args.file, sys.stdout, sys.stderr)
+    return check(args.file, sys.stdout, sys.stderr, strict=args.strict)
 
 
 def _policy_explain(args: argparse.Namespace) -> int:
+    from mesh.identity import IdentityInputs
     from mesh.policy_cli import explain
 
+    facts = (args.peer_uri_san, args.node_namespace, args.node_service_account, args.xfcc)
+    inputs = None
+    if any(f is not None for f in facts):
+        inputs = IdentityInputs(
+            peer_uri_san=args.peer_uri_san,
+            node_namespace=args.node_namespace,
+            node_service_account=args.node_service_account,
+            xfcc=args.xfcc,
+        )
     return explain(
-        args.policy, args.identity, args.model, sys.stdout, sys.stderr, args.user_claims
+        args.policy, args.identity, args.model, sys.stdout, sys.stderr, inputs, args.user_claims
     )
 
 
@@ -114,13 +124,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="weir", description="Runtime guard for LLM traffic in a service mesh."
     )
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        metavar="LEVEL",
+        help="DEBUG, INFO, WARNING or ERROR (default INFO)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the ext_proc data plane server")
     serve.add_argument("--policy", required=True, metavar="FILE", help="policy YAML file")
-    serve.add_argument("--grpc-listen", default="0.0.0.0:9000", metavar="HOST:PORT")
-    serve.add_argument("--admin-listen", default="0.0.0.0:9901", metavar="HOST:PORT")
+    serve.add_argument(
+        "--grpc-listen",
+        default="0.0.0.0:9000",
+        metavar="HOST:PORT",
+        help="where Envoy reaches ext_proc, ext_authz and gRPC health (default 0.0.0.0:9000)",
+    )
+    serve.add_argument(
+        "--admin-listen",
+        default="0.0.0.0:9901",
+        metavar="HOST:PORT",
+        help="/healthz, /readyz, /metrics and /inventory over HTTP (default 0.0.0.0:9901)",
+    )
     serve.add_argument(
         "--max-request-body",
         type=_byte_size,
@@ -129,11 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest request body accepted for judging; larger gets a 413 (default 8MiB)",
     )
     serve.add_argument(
-        "--reload-interval", type=float, default=1.0, metavar="SECONDS",
+        "--reload-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
         help="how often the policy file is checked for changes",
     )
     serve.add_argument(
-        "--drain-grace", type=float, default=20.0, metavar="SECONDS",
+        "--drain-grace",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
         help="how long in-flight streams may run after SIGTERM",
     )
     serve.add_argument(
@@ -154,17 +185,71 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
 
-    policy = commands.add_parser("policy", help="check or explain a policy file")
-    policy_commands = policy.add_subparsers(dest="policy_command", required=True)
-    check = policy_commands.add_parser("check", help="validate a policy file (exit 0 or 2)")
-    check.add_argument("file", metavar="FILE")
+    policy = commands.add_parser(
+        "policy",
+        help="check or explain a policy file",
+        description="Check a policy file, or explain which rule decides an identity.",
+    )
+    policy_commands = policy.add_subparsers(
+        dest="policy_command", required=True, metavar="SUBCOMMAND"
+    )
+    check = policy_commands.add_parser(
+        "check",
+        help="validate a policy file: every problem as file:line: path: reason (exit 0 or 2)",
+        description="Validate a policy file as `weir serve` would load it. Every problem is "
+        "printed as file:line: path: reason, in file order. Warnings name workload rules "
+        "that earlier rules make unreachable. Exit 0 valid, 2 invalid.",
+    )
+    check.add_argument("file", metavar="FILE", help="the policy YAML file")
+    check.add_argument(
+        "--strict", action="store_true", help="fail (exit 2) on warnings too, for CI"
+    )
     check.set_defaults(handler=_policy_check)
     explain = policy_commands.add_parser(
-        "explain", help="show which rule decides an identity (exit 0 allowed, 1 denied)"
+        "explain",
+        help="show which rule decides an identity (exit 0 allowed, 1 denied)",
+        description="Show which workload rule decides a caller and what it allows and scans; "
+        "for an unauthenticated caller, which identity sources were tried and what each "
+        "found. Exit 0 allowed, 1 denied, 2 the policy or the identity is invalid.",
     )
-    explain.add_argument("--policy", required=True, metavar="FILE")
-    explain.add_argument("--identity", required=True, metavar="SPIFFE_ID")
-    explain.add_argument("--model", default=None, metavar="MODEL")
+    explain.add_argument("--policy", required=True, metavar="FILE", help="the policy YAML file")
+    explain.add_argument(
+        "--identity",
+        default=None,
+        metavar="SPIFFE_ID",
+        help="the caller: a SPIFFE ID in the policy's trust domain, or 'unauthenticated'; "
+        "or give what Envoy reports with the options below and let the policy resolve it",
+    )
+    explain.add_argument(
+        "--peer-uri-san",
+        default=None,
+        metavar="URI",
+        help="the caller certificate's URI SAN (identity source peer-certificate)",
+    )
+    explain.add_argument(
+        "--node-namespace",
+        default=None,
+        metavar="NS",
+        help="the proxy's NAMESPACE node metadata (identity source node-metadata)",
+    )
+    explain.add_argument(
+        "--node-service-account",
+        default=None,
+        metavar="SA",
+        help="the proxy's SERVICE_ACCOUNT node metadata (identity source node-metadata)",
+    )
+    explain.add_argument(
+        "--xfcc",
+        default=None,
+        metavar="HEADER",
+        help="the x-forwarded-client-cert header value (identity source xfcc)",
+    )
+    explain.add_argument(
+        "--model",
+        default=None,
+        metavar="MODEL",
+        help="the model asked for; without it, only the identity is decided",
+    )
     explain.add_argument(
         "--user-claims",
         default=None,
@@ -175,14 +260,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     # `weir scan` owns its own argument parsing (extproc.scanner.cli); it is listed
     # here so that `weir --help` shows it.
-    commands.add_parser("scan", help="scan a file for secrets, PII and prompt injection",
-                        add_help=False)
+    commands.add_parser(
+        "scan",
+        help="scan files, directories or stdin for secrets, PII and prompt injection "
+        "(jsonl, text or SARIF; see `weir scan --help`)",
+        add_help=False,
+    )
 
     sandbox = commands.add_parser(
-        "sandbox", help="run the local mesh sandbox: real Envoy, mTLS, Weir, official SDKs"
+        "sandbox",
+        help="run the local mesh sandbox: real Envoy, mTLS, Weir, official SDKs",
+        description="Start a CA, SPIFFE certificates for three workloads, a fake LLM "
+        "upstream, `weir serve` and a real Envoy, then take a tour of guarded calls made "
+        "with the official openai and anthropic SDKs (`make demo`). Everything started is "
+        "stopped on exit, also on Ctrl-C.",
     )
-    sandbox.add_argument("--workdir", default=None, help="where certificates and logs go")
-    sandbox.add_argument("--keep", action="store_true", help="keep the workdir afterwards")
+    sandbox.add_argument(
+        "--workdir",
+        default=None,
+        metavar="DIR",
+        help="where certificates, envoy.yaml, the policy and the logs go, kept afterwards "
+        "(default: a fresh temporary directory, removed on exit)",
+    )
+    sandbox.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the temporary workdir afterwards (a --workdir you name is never removed)",
+    )
     sandbox.set_defaults(handler=_sandbox)
 
     controller = commands.add_parser(
@@ -190,15 +294,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-namespace opt-in: stamp the guard into namespaces labelled weir.io/enabled=true",
     )
     controller.add_argument(
-        "--templates", required=True, metavar="DIR",
+        "--templates",
+        required=True,
+        metavar="DIR",
         help="directory of *.yaml templates (EnvoyFilter, AuthorizationPolicy) to stamp",
     )
     controller.add_argument(
-        "--resync-seconds", type=int, default=60, metavar="SECONDS",
+        "--resync-seconds",
+        type=int,
+        default=60,
+        metavar="SECONDS",
         help="full reconcile at least this often, besides every namespace event",
     )
     controller.add_argument(
-        "--health-listen", default="0.0.0.0:8081", metavar="HOST:PORT",
+        "--health-listen",
+        default="0.0.0.0:8081",
+        metavar="HOST:PORT",
         help="serve /healthz (reconciles keep completing) and /readyz (one has) here",
     )
     controller.set_defaults(handler=_controller)

@@ -39,6 +39,7 @@ class _Entry:
     workloads: set[str] = field(default_factory=set)
     providers: set[str] = field(default_factory=set)
     models: set[str] = field(default_factory=set)
+    denied_models: set[str] = field(default_factory=set)
     requests: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -97,7 +98,8 @@ class Inventory:
         if record.provider:
             entry.providers.add(record.provider)
         if record.model:
-            entry.models.add(record.model)
+            # A refused call never reached a model: it was asked for, not used.
+            (entry.denied_models if record.verdict == "deny" else entry.models).add(record.model)
         if record.user and len(entry.users) < MAX_USERS_PER_IDENTITY:
             entry.users.add(record.user)
         entry.input_tokens += record.input_tokens or 0
@@ -140,6 +142,7 @@ class Inventory:
                     "policyWorkloads": sorted(e.workloads),
                     "providers": sorted(e.providers),
                     "models": sorted(e.models),
+                    "deniedModels": sorted(e.denied_models),
                     "requests": e.requests,
                     "tokens": {"input": e.input_tokens, "output": e.output_tokens},
                     "decisions": dict(sorted(e.decisions.items())),

@@ -15,7 +15,7 @@ from typing import Any
 
 from extproc.inventory import MAX_USERS_PER_IDENTITY
 
-_WORKLOAD_SETS = ("policyWorkloads", "providers", "models")
+_WORKLOAD_SETS = ("policyWorkloads", "providers", "models", "deniedModels")
 _AUTHORITY_SETS = ("identities", "providers", "models")
 
 

@@ -102,7 +102,13 @@ from mesh.credentials import (
     token_headers_to_strip,
 )
 from mesh.destinations import destination_refusal
-from mesh.identity import JWT_SVID, Identity, IdentityInputs, resolve_identity
+from mesh.identity import (
+    JWT_SVID,
+    Identity,
+    IdentityInputs,
+    resolve_identity,
+    unauthenticated_hint,
+)
 from mesh.jwt import KeyLookup, LoadedKeys, VerifiedToken
 from mesh.policy import ALLOW, Decision, Policy, WorkloadRule
 from mesh.verdicts import Verdict
@@ -360,7 +366,8 @@ class Exchange:
         if refused is not None:
             return [refused]
         if not decision.allowed and self._refuse_or_audit(decision.reason):
-            return [self._refuse(ErrorKind.PERMISSION_DENIED, decision.reason)]
+            hint = unauthenticated_hint(identity, self._policy.identity_sources)
+            return [self._refuse(ErrorKind.PERMISSION_DENIED, decision.reason + hint)]
         self._strip = token_headers_to_strip(self._policy)
 
         if self._provider is None:

@@ -158,3 +158,30 @@ def _from_jwt_svid(inputs: IdentityInputs, trust_domain: str) -> str:
         return str(parse_spiffe_id_in(inputs.jwt_svid_subject, trust_domain))
     except SpiffeIdError as exc:
         raise _Rejected(f"JWT-SVID subject is invalid: {exc.reason}") from None
+
+
+# What each source needs, for an operator asking why a caller was not identified.
+SOURCE_NEEDS = {
+    PEER_CERTIFICATE: "the caller's mTLS client certificate with a SPIFFE URI SAN "
+    "(connection.uri_san_peer_certificate)",
+    NODE_METADATA: "the proxy's own NAMESPACE and SERVICE_ACCOUNT node metadata (xds.node)",
+    XFCC: "an x-forwarded-client-cert header whose last element a trusted proxy wrote",
+    JWT_SVID: "a JWT-SVID in the configured header, signed by a key of the jwtSvid key set",
+}
+
+
+def unauthenticated_hint(identity: Identity, sources: Sequence[str]) -> str:
+    """For a caller that no source identified, the hint its refusal may carry.
+
+    It names the sources that were tried, and says that none yielded an
+    identity; never what each found (`identity.detail`), which would tell a
+    forger how far a crafted certificate or header got. Empty for an
+    identified caller.
+    """
+    if identity.principal != UNAUTHENTICATED:
+        return ""
+    tried = ", ".join(sources) or "no identity sources"
+    return (
+        f" (no caller identity was found: tried {tried}; "
+        "the decision log and `weir policy explain` say what each found)"
+    )

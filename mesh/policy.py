@@ -16,13 +16,14 @@ records it and, in audit mode, lets the request through anyway.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -80,6 +81,23 @@ class PolicyError(Exception):
         self.file = file
         self.path = path
         self.reason = reason
+
+
+class PolicyProblems(PolicyError):
+    """Several problems in one document. It reads as the first (with a count), so
+    callers that show one message still can; `problems` holds every one, in order."""
+
+    def __init__(self, problems: Sequence[PolicyError]) -> None:
+        first = problems[0]
+        more = len(problems) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        super().__init__(first.file, first.path, first.reason + suffix)
+        self.problems = tuple(problems)
+
+
+def problems_of(exc: PolicyError) -> tuple[PolicyError, ...]:
+    """Every problem an error stands for: itself, or each of a `PolicyProblems`."""
+    return exc.problems if isinstance(exc, PolicyProblems) else (exc,)
 
 
 # --- the loaded policy -------------------------------------------------------
@@ -406,106 +424,219 @@ def format_path(loc: Sequence[int | str]) -> str:
 
 
 def _from_validation_error(exc: ValidationError, source: str) -> PolicyError:
-    errors = exc.errors()
-    first = errors[0]
-    path = format_path(first["loc"])
-    if first["type"] == "extra_forbidden":
-        reason = "unknown key"
-    elif first["type"] == "missing":
-        reason = "required key is missing"
+    problems = [
+        PolicyError(source, format_path(e["loc"]), _plain_reason(e)) for e in exc.errors()
+    ]
+    return PolicyProblems(problems) if len(problems) > 1 else problems[0]
+
+
+def _describe(value: object) -> str:
+    """What YAML made of a value, in the words of a YAML author."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The model or Literal inside `X | None` and `list[X]`."""
+    while True:
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        origin = get_origin(annotation)
+        if origin is list or (args and origin is not Literal and len(args) == 1):
+            annotation = args[0]
+            continue
+        return annotation
+
+
+def _schema_at(loc: Sequence[int | str]) -> Any:
+    """The model or type the document schema expects at `loc` (None if unknown)."""
+    node: Any = _PolicyDoc
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(node, type) and issubclass(node, BaseModel)):
+            return None
+        for name, info in node.model_fields.items():
+            if part in (name, info.alias):
+                node = _unwrap(info.annotation)
+                break
+        else:
+            return None
+    return node
+
+
+def _keys_of(model: Any) -> list[str]:
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return [info.alias or name for name, info in model.model_fields.items()]
+    return []
+
+
+def _did_you_mean(word: object, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+_EXPECTED = {
+    "string_type": "a string",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "bool_type": "true or false",
+    "int_type": "a whole number",
+}
+
+
+def _plain_reason(error: Any) -> str:
+    """One pydantic error in the words of the policy's own documentation."""
+    kind, loc, value = error["type"], error["loc"], error.get("input")
+    if kind == "extra_forbidden":
+        keys = _keys_of(_schema_at(loc[:-1]))
+        hint = _did_you_mean(loc[-1], keys)
+        allowed = f" (allowed here: {', '.join(keys)})" if keys else ""
+        return f"unknown key '{loc[-1]}'{hint}{allowed}"
+    if kind == "missing":
+        return f"required key '{loc[-1]}' is missing"
+    if kind == "literal_error":
+        options = [str(o) for o in get_args(_schema_at(loc))]
+        hint = _did_you_mean(value, options) if isinstance(value, str) else ""
+        reason = f"{_describe(value)} is not allowed{hint} (expected one of: {', '.join(options)})"
+    elif kind in _EXPECTED:
+        reason = f"expected {_EXPECTED[kind]}, got {_describe(value)}"
+        keys = _keys_of(_schema_at(loc)) if _EXPECTED[kind] == "a mapping" else []
+        if keys:
+            reason += f" (keys: {', '.join(keys)})"
     else:
-        reason = first["msg"]
-        if isinstance(first.get("input"), bool):
-            # YAML 1.1 reads unquoted yes/no/on/off as booleans; say so, or
-            # "defaultAction: no" gets a baffling message.
-            reason += " (YAML read an unquoted value as a boolean; quote it)"
-    if len(errors) > 1:
-        more = len(errors) - 1
-        reason += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return PolicyError(source, path, reason)
+        reason = str(error["msg"])
+    if isinstance(value, bool):
+        # YAML 1.1 reads unquoted yes/no/on/off as booleans; say so, or
+        # "defaultAction: no" gets a baffling message.
+        reason += " (YAML read an unquoted value as a boolean; quote it)"
+    return reason
 
 
 def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
+    # Every problem is collected, so that one run of `weir policy check` shows them all.
+    problems: list[PolicyError] = []
+
     def fail(path: str, reason: str) -> PolicyError:
-        return PolicyError(source, path, reason)
+        # Recorded here; a builder that cannot go on past it may also raise it.
+        problem = PolicyError(source, path, reason)
+        problems.append(problem)
+        return problem
+
+    def attempt(build: Any, default: Any) -> Any:
+        """`build()`, or `default` once the problem it raised is recorded."""
+        try:
+            return build()
+        except PolicyError as exc:
+            if not any(p is exc for p in problems):
+                problems.append(exc)
+            return default
 
     try:
         check_trust_domain(doc.trust_domain)
     except SpiffeIdError as exc:
-        raise fail("trustDomain", f"not a valid trust domain: {exc.reason}") from None
+        fail("trustDomain", f"not a valid trust domain: {exc.reason}")
     td = doc.trust_domain
+    td_ok = not problems
 
     if not doc.identity_sources:
-        raise fail("identitySources", "must list at least one source")
+        fail("identitySources", "must list at least one source")
     for i, name in enumerate(doc.identity_sources):
         if name in doc.identity_sources[:i]:
-            raise fail(f"identitySources[{i}]", f"source '{name}' is listed twice")
+            fail(f"identitySources[{i}]", f"source '{name}' is listed twice")
 
     for i, proxy in enumerate(doc.xfcc.trusted_proxies):
         try:
             parsed = parse_spiffe_id(proxy)
         except SpiffeIdError as exc:
-            raise fail(f"xfcc.trustedProxies[{i}]", f"not a SPIFFE ID: {exc.reason}") from None
+            fail(f"xfcc.trustedProxies[{i}]", f"not a SPIFFE ID: {exc.reason}")
+            continue
         if not parsed.path:
-            raise fail(f"xfcc.trustedProxies[{i}]", "a proxy identity needs a path")
+            fail(f"xfcc.trustedProxies[{i}]", "a proxy identity needs a path")
     if XFCC in doc.identity_sources and not doc.xfcc.trusted_proxies:
-        raise fail(
+        fail(
             "xfcc.trustedProxies",
             "must list at least one proxy SPIFFE ID when identitySources includes xfcc",
         )
 
     # Relative key and CA files are found next to the policy file.
     base = Path(source).parent if not source.startswith("<") else Path.cwd()
-    user_tokens = None if doc.jwt is None else build_user_tokens(doc.jwt, fail, base)
-    svid_tokens = None if doc.jwt_svid is None else build_svid_tokens(doc.jwt_svid, fail, base)
-    if JWT_SVID in doc.identity_sources and svid_tokens is None:
-        raise fail("jwtSvid", "required when identitySources includes jwt-svid")
-    if svid_tokens is not None and JWT_SVID not in doc.identity_sources:
-        raise fail("jwtSvid", "configured, but identitySources does not include jwt-svid")
+    jwt, jwt_svid = doc.jwt, doc.jwt_svid
+    user_tokens = (
+        None if jwt is None else attempt(lambda: build_user_tokens(jwt, fail, base), None)
+    )
+    svid_tokens = (
+        None
+        if jwt_svid is None
+        else attempt(lambda: build_svid_tokens(jwt_svid, fail, base), None)
+    )
+    if JWT_SVID in doc.identity_sources and jwt_svid is None:
+        fail("jwtSvid", "required when identitySources includes jwt-svid")
+    if jwt_svid is not None and JWT_SVID not in doc.identity_sources:
+        fail("jwtSvid", "configured, but identitySources does not include jwt-svid")
     if svid_tokens and user_tokens and svid_tokens.header == user_tokens.header:
-        raise fail("jwtSvid.header", f"'{svid_tokens.header}' is also jwt.header")
+        fail("jwtSvid.header", f"'{svid_tokens.header}' is also jwt.header")
     for i, host in enumerate(doc.ai_hosts):
         problem = host_glob_problem(host)
         if problem:
-            raise fail(f"aiHosts[{i}]", problem)
+            fail(f"aiHosts[{i}]", problem)
 
+    # A `jwt` section with problems of its own is not also "missing" for end-user rules.
+    have_tokens = user_tokens is not None or jwt is not None
     workloads: list[WorkloadRule] = []
     first_index: dict[str, int] = {}
     for i, w in enumerate(doc.workloads):
         here = f"workloads[{i}]"
         if not w.name.strip():
-            raise fail(f"{here}.name", "must not be empty")
+            fail(f"{here}.name", "must not be empty")
         if w.name in first_index:
-            raise fail(
+            fail(
                 f"{here}.name",
                 f"duplicate workload name '{w.name}' (first at workloads[{first_index[w.name]}])",
             )
         first_index[w.name] = i
         if not w.match:
-            raise fail(f"{here}.match", "must list at least one identity pattern")
+            fail(f"{here}.match", "must list at least one identity pattern")
         for j, pattern in enumerate(w.match):
-            problem = _match_pattern_problem(pattern, td)
+            # Against a broken trust domain every pattern would be wrong; one message is enough.
+            problem = _match_pattern_problem(pattern, td) if td_ok else None
             if problem:
-                raise fail(f"{here}.match[{j}]", problem)
+                fail(f"{here}.match[{j}]", problem)
         if w.models is not None:
             if not w.models:
-                raise fail(f"{here}.models", "must not be empty; omit the key to allow any model")
+                fail(f"{here}.models", "must not be empty; omit the key to allow any model")
             for j, model in enumerate(w.models):
                 if not model:
-                    raise fail(f"{here}.models[{j}]", "must not be empty")
+                    fail(f"{here}.models[{j}]", "must not be empty")
         for direction, rules in (("request", w.request), ("response", w.response)):
             for j, rule in enumerate(rules):
                 if any(r.scanner == rule.scanner for r in rules[:j]):
-                    raise fail(
+                    fail(
                         f"{here}.{direction}[{j}].scanner",
                         f"scanner '{rule.scanner}' is listed twice",
                     )
                 problem = _terms_problem(rule.scanner, rule.terms)
                 if problem:
-                    raise fail(f"{here}.{direction}[{j}].terms", problem)
-        users = _users(w, here, user_tokens is not None, fail)
-        destinations = _destinations(w, here, fail)
-        budget = build_budget(w.budget, here, user_tokens is not None, fail)
+                    fail(f"{here}.{direction}[{j}].terms", problem)
+        users = attempt(lambda w=w, here=here: _users(w, here, have_tokens, fail), None)
+        destinations = attempt(
+            lambda w=w, here=here: _destinations(w, here, fail), Destinations()
+        )
+        budget = attempt(
+            lambda w=w, here=here: build_budget(w.budget, here, have_tokens, fail), None
+        )
         workloads.append(
             WorkloadRule(
                 name=w.name,
@@ -525,6 +656,8 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
             )
         )
 
+    if problems:
+        raise PolicyProblems(problems) if len(problems) > 1 else problems[0]
     return Policy(
         trust_domain=td,
         default_action=doc.default_action,

@@ -5,7 +5,10 @@ return. It does no argument parsing (the CLI wires argparse) and writes only
 to the streams it is given, so every case is a plain unit test.
 
 Exit codes:
-- ``check``: 0 valid, 2 invalid (the ``PolicyError`` message on ``err``).
+- ``check``: 0 valid, 2 invalid: every problem on ``err`` as
+  ``file:line: path: reason``, in file order. Warnings (a workload rule that
+  earlier rules make unreachable, see ``policy_shadow``) go to ``err`` too;
+  with ``strict`` they make the exit code 2.
 - ``explain``: 0 the identity (and model) would be allowed, 1 denied,
   2 the policy or the identity is invalid. In audit mode the code still
   reports the decision; the output notes that nothing would be enforced.
@@ -14,13 +17,23 @@ Exit codes:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TextIO
 
 from mesh.end_user import decide_user
-from mesh.identity import UNAUTHENTICATED
+from mesh.identity import SOURCE_NEEDS, UNAUTHENTICATED, IdentityInputs, resolve_identity
 from mesh.jwt import VerifiedToken
-from mesh.policy import Policy, PolicyError, ScanRule, WorkloadRule
+from mesh.policy import (
+    MAX_POLICY_BYTES,
+    Policy,
+    PolicyError,
+    ScanRule,
+    WorkloadRule,
+    problems_of,
+)
+from mesh.policy_shadow import Shadowed, find_shadowed
 from mesh.spiffe import SpiffeIdError, parse_spiffe_id_in
+from mesh.yaml_lines import line_of, yaml_lines
 
 EXIT_OK = 0
 EXIT_DENIED = 1
@@ -28,30 +41,84 @@ EXIT_INVALID = 2
 MAX_CLAIMS_BYTES = 64 * 1024
 
 
-def check(path: str, out: TextIO, err: TextIO) -> int:
-    """Validate one policy file and print a one-line summary."""
-    policy = _load(path, err)
-    if policy is None:
+def check(path: str, out: TextIO, err: TextIO, strict: bool = False) -> int:
+    """Validate one policy file: every problem as `file:line: path: reason`, then warnings
+    (shadowed rules), then a one-line summary. `strict` makes a warning fail the check."""
+    # The same step the server takes before it serves a policy, scan plans
+    # compiled included: what passes here never fails at run time.
+    from extproc.policy_store import load_and_compile
+
+    lines = _lines_of_file(path)
+    try:
+        policy = load_and_compile(path)[0]
+    except PolicyError as exc:
+        _print_problems(problems_of(exc), lines, err)
+        return EXIT_INVALID
+    warnings = [_shadow_warning(s) for s in find_shadowed(policy)]
+    for where, message in warnings:
+        print(_located(path, lines, where, f"warning: {message}"), file=err)
+    if warnings and strict:
+        many = "s" if len(warnings) > 1 else ""
+        print(f"{path}: {len(warnings)} warning{many}, and --strict fails the check", file=err)
         return EXIT_INVALID
     count = len(policy.workloads)
     print(
         f"{path}: ok ({count} workload{'' if count == 1 else 's'}, "
         f"defaultAction={policy.default_action}, mode={policy.mode}, "
-        f"identitySources={','.join(policy.identity_sources)}, digest={policy.digest})",
+        f"identitySources={','.join(policy.identity_sources)}, digest={policy.digest})"
+        + (f", {len(warnings)} warning{'' if len(warnings) == 1 else 's'}" if warnings else ""),
         file=out,
     )
     return EXIT_OK
 
 
+def _lines_of_file(path: str) -> dict[str, int]:
+    try:
+        with open(path, "rb") as fh:
+            return yaml_lines(fh.read(MAX_POLICY_BYTES + 1).decode("utf-8", "replace"))
+    except OSError:
+        return {}
+
+
+def _located(file: str, lines: dict[str, int], where: str, reason: str) -> str:
+    line = line_of(lines, where, reason)
+    return f"{file}:{line}: {where}: {reason}" if line else f"{file}: {where}: {reason}"
+
+
+def _print_problems(problems: Sequence[PolicyError], lines: dict[str, int], err: TextIO) -> None:
+    # In the order they appear in the file, which is the order one fixes them in.
+    ordered = sorted(problems, key=lambda p: line_of(lines, p.path, p.reason) or 0)
+    for problem in ordered:
+        print(_located(problem.file, lines, problem.path, problem.reason), file=err)
+    if len(problems) > 1:
+        print(f"{problems[0].file}: {len(problems)} problems", file=err)
+
+
+def _shadow_warning(shadowed: Shadowed) -> tuple[str, str]:
+    by = ", ".join(f"'{name}'" for name in shadowed.by)
+    how = "" if shadowed.exact else " (sampled: the patterns were too many to decide exactly)"
+    return (
+        f"workloads[{shadowed.index}].match",
+        f"workload '{shadowed.name}' is never reached: every identity it matches is "
+        f"matched first by {by}{how}",
+    )
+
+
 def explain(
     policy_path: str,
-    identity: str,
+    identity: str | None,
     model: str | None,
     out: TextIO,
     err: TextIO,
+    inputs: IdentityInputs | None = None,
     user_claims: str | None = None,
 ) -> int:
     """Print which rule decides ``identity`` (and ``model``) and what it allows.
+
+    With ``inputs`` (what Envoy would report: the peer certificate's URI SAN,
+    the node metadata, the XFCC header) the identity is resolved from them by
+    the policy's identity sources, as `weir serve` would, and when it comes
+    out ``unauthenticated`` the output says what each source found.
 
     ``user_claims`` is a JSON file of an end user's (already verified) token claims;
     without it the call is explained as one without an end-user token.
@@ -70,6 +137,34 @@ def explain(
             print(f"{user_claims}: {user_or_problem}", file=err)
             return EXIT_INVALID
         user = user_or_problem
+    why: list[str] = []
+    if inputs is not None:
+        resolved = resolve_identity(
+            inputs,
+            sources=policy.identity_sources,
+            trust_domain=policy.trust_domain,
+            trusted_proxies=policy.xfcc_trusted_proxies,
+        )
+        if identity is not None and identity != resolved.principal:
+            print(
+                f"--identity {identity} disagrees with the identity the inputs give "
+                f"({resolved.principal}); give one or the other",
+                file=err,
+            )
+            return EXIT_INVALID
+        identity = resolved.principal
+        if resolved.principal == UNAUTHENTICATED:
+            why = [f"why:       {note}" for note in resolved.detail.split("; ")]
+    elif identity == UNAUTHENTICATED:
+        why = [
+            "why:       no identity source yielded an identity; this policy tries, in order:",
+            *(f"           {s}: needs {SOURCE_NEEDS.get(s, s)}" for s in policy.identity_sources),
+            "           (give --peer-uri-san, --node-namespace/--node-service-account or "
+            "--xfcc to see what each finds)",
+        ]
+    if identity is None:
+        print("give --identity, or what Envoy reports (--peer-uri-san, --xfcc, ...)", file=err)
+        return EXIT_INVALID
     if identity != UNAUTHENTICATED:
         try:
             parse_spiffe_id_in(identity, policy.trust_domain)
@@ -99,6 +194,7 @@ def explain(
     lines = [
         f"policy:    {policy.source} (digest {policy.digest})",
         f"identity:  {identity}",
+        *why,
     ]
     if workload is None:
         lines.append(f"rule:      defaultAction={policy.default_action} (no workload matches)")

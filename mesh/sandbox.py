@@ -397,7 +397,7 @@ def run_sandbox(workdir: str | None = None, keep: bool = False) -> int:
     try:
         print(f"Starting the Weir sandbox in {path} (CA, SPIFFE certs, upstream, Weir, Envoy)...")
         with sandbox:
-            return take_tour(sandbox)
+            return take_tour(sandbox, removed_on_exit=own_dir and not keep)
     except KeyboardInterrupt:
         print("\ninterrupted: stopping the sandbox", file=sys.stderr)
         return 130

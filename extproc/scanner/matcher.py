@@ -230,5 +230,7 @@ class MatchState:
                     s, e = start, end
                 rule = self.side.rules[r]
                 found.append(Finding(rule.scanner, rule.id, s, e))
-                self.cursor = end
+                # A span the validator narrowed at its end leaves the rest to later matches
+                # (the second of two cards written in one run).
+                self.cursor = e
         return found

@@ -59,14 +59,18 @@ class Scanner:
         """The rule-set hash this scanner is cached under."""
         return self._compiled.digest
 
-    def stream(self, actions: Mapping[str, str] | None = None) -> StreamScanner:
+    def stream(
+        self, actions: Mapping[str, str] | None = None, *, redact: bool = True
+    ) -> StreamScanner:
         """A fresh streaming state for one text stream.
+
+        `redact=False` releases the original text and only reports findings.
 
         `actions` (scanner name -> "block" | "redact" | "audit"), when given,
         limits redaction to the scanners whose action is "redact" or "block";
         every finding is still reported.
         """
-        return StreamScanner(self._compiled, actions=actions)
+        return StreamScanner(self._compiled, redact=redact, actions=actions)
 
     def scan(self, text: str) -> list[Finding]:
         """All findings in `text`, ordered by start; offsets are `str` indices."""

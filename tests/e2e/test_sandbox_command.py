@@ -33,6 +33,16 @@ def test_the_sandbox_tour_runs_and_exits_zero(tmp_path: Path) -> None:
     assert "ALLOWED" in result.stdout and "DENIED" in result.stdout
     assert "PermissionDeniedError" in result.stdout
     assert "All stops behaved as expected." in result.stdout
+    # The tour says why fewer events arrive than the upstream sent.
+    assert "the upstream sent 42 text events of 2 bytes; Weir coalesced them into" in result.stdout
+    assert "text-only events that arrive together are scanned as one" in result.stdout
+    # Models used apart from those asked for in refused calls (gpt-5 never reached a model).
+    assert "models used: claude-sonnet-4, gpt-4o; asked for in refused calls: gpt-4o, gpt-5" in (
+        result.stdout
+    )
+    # A --workdir given without --keep is not removed, and the tour says so.
+    assert f"{tmp_path / 'weir.log'} (kept after exit)" in result.stdout
+    assert (tmp_path / "weir.log").exists()
     assert processes_mentioning(str(tmp_path)) == []
 
 

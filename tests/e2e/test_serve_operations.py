@@ -71,5 +71,5 @@ def test_unknown_workloads_stay_denied_while_a_broken_policy_is_rejected(
 ) -> None:
     write_atomically(private_sandbox.policy_path, "defaultAction: allow\nbogusKey: 1\n")
     assert eventually(lambda: "policy reload rejected" in private_sandbox.weir_log())
-    assert "trustDomain: required key is missing" in private_sandbox.weir_log()
+    assert "trustDomain: required key 'trustDomain' is missing" in private_sandbox.weir_log()
     assert not etl_is_allowed(private_sandbox)

@@ -37,7 +37,11 @@ PII: tuple[Rule, ...] = (
     Rule(
         id="payment-card",
         scanner="pii",
-        pattern=r"[1-9](?:[ \-]?[0-9]){12,18}",
+        # Groups may be separated by a space, dot, dash, slash, no-break space (U+00A0)
+        # or narrow no-break space (U+202F); the validator wants one kind throughout.
+        # Up to 24 digits, so that a longer grouped run is seen whole: the validator
+        # reports its leading card (then the next one is found) or refuses it all.
+        pattern="[1-9](?:(?:[ .\\-/]|\u00a0|\u202f)?[0-9]){12,23}",
         validator="card",
         keywords=_DIGITS,
         left=_NUM_LEFT,

@@ -4,6 +4,7 @@ A bad value is a load error with file, path and reason; `weir policy check` exit
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -89,7 +90,8 @@ def test_weir_policy_check_names_file_path_and_reason_for_a_bad_window(tmp_path:
     path = write(tmp_path, policy_text("    budget: {tokens: 100, window: 1w}\n"))
     out, err = io.StringIO(), io.StringIO()
     assert check(str(path), out, err) == 2
-    assert err.getvalue().startswith(f"{path}: workloads[0].budget.window: ")
+    where = rf"{re.escape(str(path))}:\d+: workloads\[0\]\.budget\.window: "
+    assert re.match(where, err.getvalue())
     assert "1m" in err.getvalue() and "30d" in err.getvalue()
 
 

@@ -28,7 +28,7 @@ def test_policy_check_names_file_path_and_reason_and_exits_2(tmp_path: Path) -> 
     bad.write_text("trustDomain: cluster.local\nworkloads:\n  - name: x\n    match: []\n")
     result = run("policy", "check", str(bad))
     assert result.returncode == 2
-    assert f"{bad}: workloads[0].match:" in result.stderr
+    assert f"{bad}:4: workloads[0].match:" in result.stderr
 
 
 def test_policy_explain_exits_1_for_a_denied_identity() -> None:

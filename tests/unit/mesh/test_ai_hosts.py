@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,8 +77,8 @@ BAD = [
     ('aiHosts: [""]', "aiHosts[0]", "must not be empty"),
     ('aiHosts: ["llm..example.com"]', "aiHosts[0]", "empty label"),
     ('aiHosts: ["llm_1.example.com"]', "aiHosts[0]", "not a DNS label"),
-    ('aiHosts: "llm.example.com"', "aiHosts", "valid list"),
-    ("aiHosts: [42]", "aiHosts[0]", "valid string"),
+    ('aiHosts: "llm.example.com"', "aiHosts", "expected a list"),
+    ("aiHosts: [42]", "aiHosts[0]", "expected a string"),
 ]
 
 
@@ -94,7 +95,7 @@ def test_a_bad_unknown_apis_value_is_rejected_at_load(value: str) -> None:
     with pytest.raises(PolicyError) as raised:
         parse_policy(BASE + f"    unknownApis: {value}\n", "p.yaml")
     assert raised.value.path == "workloads[0].unknownApis"
-    assert "'allow' or 'deny'" in raised.value.reason
+    assert "expected one of: allow, deny" in raised.value.reason
 
 
 def _policy_check(path: Path) -> subprocess.CompletedProcess[str]:
@@ -110,7 +111,11 @@ def _policy_check(path: Path) -> subprocess.CompletedProcess[str]:
     ("extra", "where", "reason"),
     [
         ('aiHosts: ["llm.example.com:8000"]\n', "aiHosts[0]", "leave out the port"),
-        ("    unknownApis: sometimes\n", "workloads[0].unknownApis", "'allow' or 'deny'"),
+        (
+            "    unknownApis: sometimes\n",
+            "workloads[0].unknownApis",
+            "expected one of: allow, deny",
+        ),
     ],
     ids=["aiHosts", "unknownApis"],
 )
@@ -121,7 +126,8 @@ def test_weir_policy_check_rejects_bad_new_keys_with_file_path_and_reason(
     policy.write_text(BASE + extra)
     done = _policy_check(policy)
     assert done.returncode == 2
-    assert done.stderr.startswith(f"{policy}: {where}: ")
+    # file:line: path: reason
+    assert re.match(rf"{re.escape(str(policy))}:\d+: {re.escape(where)}: ", done.stderr)
     assert reason in done.stderr
 
 

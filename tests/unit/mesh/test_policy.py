@@ -201,7 +201,10 @@ INVALID = [
     pytest.param(TD + "1: x\n", "<document>", "is not a string", id="non_string_key"),
     pytest.param(b"trustDomain: caf\xe9\n", "<document>", "not UTF-8", id="not_utf8"),
     pytest.param(
-        "mode: enforce\n", "trustDomain", "required key is missing", id="missing_trust_domain"
+        "mode: enforce\n",
+        "trustDomain",
+        "required key 'trustDomain' is missing",
+        id="missing_trust_domain",
     ),
     pytest.param(
         "trustDomain: Cluster.Local\n",
@@ -218,7 +221,12 @@ INVALID = [
         "not a valid trust domain",
         id="trust_domain_given_as_an_id",
     ),
-    pytest.param("trustDomain: 7\n", "trustDomain", "valid string", id="trust_domain_number"),
+    pytest.param(
+        "trustDomain: 7\n",
+        "trustDomain",
+        "expected a string, got a number",
+        id="trust_domain_number",
+    ),
     pytest.param(
         TD + "trustdomain: x\n",
         "trustdomain",
@@ -228,7 +236,7 @@ INVALID = [
     pytest.param(
         TD + "defaultAction: permit\n",
         "defaultAction",
-        "'allow' or 'deny'",
+        "the string 'permit' is not allowed (expected one of: allow, deny)",
         id="bad_default_action",
     ),
     pytest.param(
@@ -237,11 +245,11 @@ INVALID = [
         "as a boolean",
         id="yaml_boolean_default_action",
     ),
-    pytest.param(TD + "mode: dry-run\n", "mode", "'enforce' or 'audit'", id="bad_mode"),
+    pytest.param(TD + "mode: dry-run\n", "mode", "expected one of: enforce, audit", id="bad_mode"),
     pytest.param(
         TD + "identitySources: [peer-certificate, jwt]\n",
         "identitySources[1]",
-        "Input should be",
+        "expected one of: peer-certificate, node-metadata, xfcc",
         id="unknown_identity_source",
     ),
     pytest.param(
@@ -250,7 +258,7 @@ INVALID = [
     pytest.param(
         TD + "identitySources: peer-certificate\n",
         "identitySources",
-        "valid list",
+        "expected a list, got",
         id="identity_sources_not_a_list",
     ),
     pytest.param(
@@ -284,12 +292,15 @@ INVALID = [
         id="xfcc_source_without_proxies",
     ),
     pytest.param(
-        TD + "workloads: {name: a}\n", "workloads", "valid list", id="workloads_not_a_list"
+        TD + "workloads: {name: a}\n",
+        "workloads",
+        "expected a list, got",
+        id="workloads_not_a_list",
     ),
     pytest.param(
         TD + "workloads: [{match: ['unauthenticated']}]\n",
         "workloads[0].name",
-        "required key is missing",
+        "is missing",
         id="workload_without_name",
     ),
     pytest.param(
@@ -308,7 +319,7 @@ INVALID = [
     pytest.param(
         TD + "workloads: [{name: a}]\n",
         "workloads[0].match",
-        "required key is missing",
+        "is missing",
         id="workload_without_match",
     ),
     pytest.param(
@@ -320,7 +331,7 @@ INVALID = [
     pytest.param(
         TD + "workloads: [{name: a, match: 'unauthenticated'}]\n",
         "workloads[0].match",
-        "valid list",
+        "expected a list, got",
         id="match_not_a_list",
     ),
     pytest.param(
@@ -368,7 +379,7 @@ INVALID = [
     pytest.param(
         TD + "workloads: [{name: a, match: ['unauthenticated'], models: [gpt, 4]}]\n",
         "workloads[0].models[1]",
-        "valid string",
+        "expected a string, got a number",
         id="model_not_a_string",
     ),
     pytest.param(
@@ -378,7 +389,10 @@ INVALID = [
         id="empty_model",
     ),
     pytest.param(
-        TD + W + "    models: gpt-4o\n", "workloads[0].models", "valid list", id="models_not_a_list"
+        TD + W + "    models: gpt-4o\n",
+        "workloads[0].models",
+        "expected a list, got",
+        id="models_not_a_list",
     ),
     pytest.param(
         TD + W + "    modles: [gpt-4o]\n",
@@ -389,19 +403,19 @@ INVALID = [
     pytest.param(
         TD + W + "    request: [{scanner: secret, action: block}]\n",
         "workloads[0].request[0].scanner",
-        "'secrets', 'pii', 'prompt-injection' or 'deny-list'",
+        "did you mean 'secrets'? (expected one of: secrets, pii, prompt-injection, deny-list)",
         id="unknown_scanner",
     ),
     pytest.param(
         TD + W + "    response: [{scanner: pii, action: drop}]\n",
         "workloads[0].response[0].action",
-        "'block', 'redact' or 'audit'",
+        "expected one of: block, redact, audit",
         id="unknown_action",
     ),
     pytest.param(
         TD + W + "    response: [{scanner: pii}]\n",
         "workloads[0].response[0].action",
-        "required key is missing",
+        "is missing",
         id="scan_rule_without_action",
     ),
     pytest.param(

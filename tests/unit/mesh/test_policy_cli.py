@@ -67,24 +67,26 @@ def test_check_prints_a_one_line_summary_and_exits_0(name: str, summary: str) ->
     ("name", "message"),
     [
         pytest.param(
-            "invalid-unknown-key.yaml", "workloads[0].modles: unknown key", id="unknown_key"
+            "invalid-unknown-key.yaml",
+            ":6: workloads[0].modles: unknown key 'modles'; did you mean 'models'?",
+            id="unknown_key",
         ),
         pytest.param(
             "invalid-foreign-pattern.yaml",
-            "workloads[0].match[1]: must start with",
+            ":7: workloads[0].match[1]: must start with",
             id="foreign_pattern",
         ),
         pytest.param(
-            "invalid-syntax.yaml", "<document>: YAML syntax error at line", id="syntax_error"
+            "invalid-syntax.yaml", ":4: <document>: YAML syntax error at line 4", id="syntax_error"
         ),
-        pytest.param("missing.yaml", "<document>: cannot read file", id="missing_file"),
+        pytest.param("missing.yaml", ": <document>: cannot read file", id="missing_file"),
     ],
 )
-def test_check_prints_the_error_and_exits_2(name: str, message: str) -> None:
+def test_check_prints_the_error_with_its_line_and_exits_2(name: str, message: str) -> None:
     path = str(DATA / name)
     code, out, err = run_check(path)
     assert (code, out) == (2, "")
-    assert err.startswith(f"{path}: {message}")
+    assert err.startswith(f"{path}{message}")
 
 
 EXPLAIN = [
