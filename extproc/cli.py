@@ -32,6 +32,8 @@ def _serve(args: argparse.Namespace) -> int:
         reload_interval=args.reload_interval,
         drain_grace=args.drain_grace,
         telemetry=telemetry,
+        redis_url=args.redis,
+        redis_timeout=args.redis_timeout,
     )
     try:
         return asyncio.run(serve(config, warmups=_warmups()))
@@ -91,6 +93,17 @@ def _controller(args: argparse.Namespace) -> int:
     except TemplateError as exc:
         print(f"weir controller: invalid template: {exc}", file=sys.stderr)
         return 2
+
+
+def _redis_url(text: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+        raise argparse.ArgumentTypeError(
+            f"expected redis://HOST:PORT/DB (or rediss://, unix://), got {text!r}"
+        )
+    return text
 
 
 def _byte_size(text: str) -> int:
@@ -159,6 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="export OpenTelemetry GenAI spans and metrics over OTLP gRPC to URL "
         "(http://HOST:4317 plaintext, https:// for TLS); default: $OTEL_EXPORTER_OTLP_ENDPOINT, "
         "off when neither is set",
+    )
+    serve.add_argument(
+        "--redis", default=None, metavar="URL", type=_redis_url,
+        help="share token budgets and the inventory across replicas in Redis "
+        "(redis://HOST:PORT/DB, rediss:// for TLS); default: in process",
+    )
+    serve.add_argument(
+        "--redis-timeout", type=float, default=0.05, metavar="SECONDS",
+        help="how long one Redis call may take before the store counts as unavailable "
+        "(default 0.05)",
     )
     serve.set_defaults(handler=_serve)
 

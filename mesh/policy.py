@@ -29,6 +29,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mesh.ai_hosts import AiHosts, host_glob_problem
+from mesh.budget_policy import (
+    Budget,
+    BudgetDoc,
+    BudgetStoreDoc,
+    BudgetStoreRule,
+    build_budget,
+    build_budget_store,
+)
 from mesh.destinations import (
     Destinations,
     UpstreamPattern,
@@ -131,6 +139,8 @@ class WorkloadRule:
     destinations: Destinations = field(default_factory=Destinations)
     # What happens to a call to a known AI host whose API Weir does not recognise.
     unknown_apis: str = DENY
+    # How many tokens it may spend per window (`mesh.budget_policy`); None: unmetered.
+    budget: Budget | None = None
     _match_res: tuple[re.Pattern[str], ...] = field(
         init=False, repr=False, compare=False, hash=False
     )
@@ -197,6 +207,8 @@ class Policy:
     svid_tokens: SvidTokens | None = None  # the `jwtSvid` section: the jwt-svid source
     # Known AI provider hosts: the built-in list plus the document's `aiHosts` globs.
     ai_hosts: AiHosts = field(default_factory=AiHosts)
+    # What a budgeted call does while the budget store is unreachable.
+    budget_store: BudgetStoreRule = field(default_factory=BudgetStoreRule)
 
     @property
     def enforcing(self) -> bool:
@@ -279,6 +291,7 @@ class _WorkloadDoc(_Strict):
     providers: list[str] | None = None
     upstreams: list[str] | None = None
     unknown_apis: Literal["allow", "deny"] = Field(default="deny", alias="unknownApis")
+    budget: BudgetDoc | None = None
 
 
 class _XfccDoc(_Strict):
@@ -303,6 +316,7 @@ class _PolicyDoc(_Strict):
     jwt: JwtDoc | None = None
     jwt_svid: JwtSvidDoc | None = Field(default=None, alias="jwtSvid")
     ai_hosts: list[str] = Field(default_factory=list, alias="aiHosts")
+    budget_store: BudgetStoreDoc | None = Field(default=None, alias="budgetStore")
     workloads: list[_WorkloadDoc] = Field(default_factory=list)
 
 
@@ -620,6 +634,9 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
         destinations = attempt(
             lambda w=w, here=here: _destinations(w, here, fail), Destinations()
         )
+        budget = attempt(
+            lambda w=w, here=here: build_budget(w.budget, here, have_tokens, fail), None
+        )
         workloads.append(
             WorkloadRule(
                 name=w.name,
@@ -635,6 +652,7 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
                 require_user=w.require_user,
                 destinations=destinations,
                 unknown_apis=w.unknown_apis,
+                budget=budget,
             )
         )
 
@@ -652,6 +670,7 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
         user_tokens=user_tokens,
         svid_tokens=svid_tokens,
         ai_hosts=AiHosts(tuple(doc.ai_hosts)),
+        budget_store=build_budget_store(doc.budget_store),
     )
 
 
