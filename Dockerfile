@@ -20,6 +20,10 @@ COPY loadtest ./loadtest
 # A regular (not editable) install; the `controller` extra brings the kubernetes
 # client. No test, sandbox or bench extras: no Envoy, SDKs or pytest in the image.
 RUN /opt/weir/bin/pip install --no-compile '.[controller]'
+# xds-protos and opentelemetry-proto ship the same opentelemetry/proto files; write
+# opentelemetry-proto's again so the OTLP exporter's imports hold whatever pip's order.
+RUN /opt/weir/bin/pip install --no-compile --force-reinstall --no-deps \
+        "opentelemetry-proto==$(/opt/weir/bin/python -c 'from importlib.metadata import version; print(version("opentelemetry-proto"))')"
 
 # --- runtime -------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

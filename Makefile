@@ -7,15 +7,21 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed-test
 BENCH_INSTALLED := $(VENV)/.installed-bench
 
-.PHONY: demo test lint typecheck unit e2e bench bench-quick clean chromium
+.PHONY: demo test lint typecheck unit e2e bench bench-quick clean chromium redis-server debian-packages
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Weir needs Python 3.11+"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# xds-protos and opentelemetry-proto both ship opentelemetry/proto/**/*_pb2.py; whichever
+# pip writes last wins, and xds-protos's older copies break the OTLP exporter's imports.
+# Writing opentelemetry-proto's files again makes the install order not matter.
+OTEL_PROTO_VERSION = $$($(BIN)/python -c 'from importlib.metadata import version; print(version("opentelemetry-proto"))')
+
 $(INSTALLED): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps "opentelemetry-proto==$(OTEL_PROTO_VERSION)"
 	@touch $@
 
 $(BENCH_INSTALLED): pyproject.toml $(INSTALLED)
@@ -25,18 +31,23 @@ $(BENCH_INSTALLED): pyproject.toml $(INSTALLED)
 demo: $(INSTALLED)
 	$(BIN)/weir sandbox
 
-test: $(INSTALLED) lint typecheck chromium
+test: $(INSTALLED) lint typecheck debian-packages
 	$(BIN)/pytest
 
-# Debian's Chromium for the inventory page's browser test; installed only when missing,
-# so repeated runs stay fast and a clean machine (CI runs as root) gets it.
-CHROMIUM := /usr/bin/chromium
-chromium:
-	@if [ ! -x $(CHROMIUM) ]; then \
-		echo "installing Debian's chromium (apt-get)"; \
+# Debian packages the tests drive for real: Chromium for the inventory page's browser
+# test, redis-server for the shared budget store. One apt step installs only what is
+# missing, so repeated runs stay fast and a clean machine (CI runs as root) gets them.
+DEBIAN_TOOLS := /usr/bin/chromium:chromium /usr/bin/redis-server:redis-server
+debian-packages:
+	@missing=""; for tool in $(DEBIAN_TOOLS); do \
+		[ -x "$${tool%%:*}" ] || missing="$$missing $${tool#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing (apt-get)"; \
 		apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+chromium redis-server: debian-packages
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
@@ -47,7 +58,7 @@ typecheck: $(INSTALLED)
 unit: $(INSTALLED)
 	$(BIN)/pytest tests/unit tests/property
 
-e2e: $(INSTALLED) chromium
+e2e: $(INSTALLED) debian-packages
 	$(BIN)/pytest tests/e2e
 
 bench: $(BENCH_INSTALLED)
@@ -58,6 +69,7 @@ bench: $(BENCH_INSTALLED)
 	$(BIN)/python -m loadtest.bench_jwt
 	$(BIN)/python -m loadtest.bench_otlp
 	$(BIN)/python -m loadtest.bench_sniff
+	$(BIN)/python -m loadtest.bench_budget
 	$(BIN)/python loadtest/run_bench.py
 
 # The load test alone, in about 2 minutes (fewer, shorter runs).

@@ -41,6 +41,8 @@ def _serve(args: argparse.Namespace) -> int:
         reload_interval=args.reload_interval,
         drain_grace=args.drain_grace,
         telemetry=telemetry,
+        redis_url=args.redis,
+        redis_timeout=args.redis_timeout,
     )
     try:
         return asyncio.run(serve(config, warmups=_warmups()))
@@ -115,6 +117,17 @@ def _controller(args: argparse.Namespace) -> int:
         return 2
 
 
+def _redis_url(text: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+        raise argparse.ArgumentTypeError(
+            f"expected redis://HOST:PORT/DB (or rediss://, unix://), got {text!r}"
+        )
+    return text
+
+
 def _byte_size(text: str) -> int:
     units = {"k": 1024, "m": 1024**2, "g": 1024**3}
     text = text.strip().lower().removesuffix("ib").removesuffix("b")
@@ -186,6 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-dir", default=None, metavar="DIR",
         help="keep MCP tool pins in DIR/mcp-pins.json so they survive a restart "
         "(default: in memory)",
+    )
+    serve.add_argument(
+        "--redis", default=None, metavar="URL", type=_redis_url,
+        help="share token budgets and the inventory across replicas in Redis "
+        "(redis://HOST:PORT/DB, rediss:// for TLS); default: in process",
+    )
+    serve.add_argument(
+        "--redis-timeout", type=float, default=0.05, metavar="SECONDS",
+        help="how long one Redis call may take before the store counts as unavailable "
+        "(default 0.05)",
     )
     serve.set_defaults(handler=_serve)
 

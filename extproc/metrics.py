@@ -125,5 +125,24 @@ class Metrics:
             registry=r,
         )
 
+        self.budget_decisions = Counter(
+            "weir_budget_decisions_total",
+            "Token budget outcomes: reserved, refused (429), ended (in band), unavailable.",
+            ["workload", "outcome"],
+            registry=r,
+        )
+        self.budget_store_errors = Counter(
+            "weir_budget_store_errors_total",
+            "Calls to the shared budget store that failed or timed out, by operation.",
+            ["store", "op"],
+            registry=r,
+        )
+        self.budget_store_up = Gauge(
+            "weir_budget_store_up",
+            "1 while the shared budget store answers, 0 while it is unavailable.",
+            registry=r,
+        )
+        self.budget_store_up.set(1)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

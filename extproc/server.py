@@ -16,10 +16,14 @@ in-band error event, or a 503), so no stream is ever silently cut short.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import signal
+import socket
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -29,12 +33,20 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from extproc import authz
-from extproc.events import Direction, HeadersEvent, StreamBody
+from extproc.events import Action, Direction, HeadersEvent, StreamBody
 from extproc.genai_conventions import TraceContext, trace_context_of
 from extproc.inventory import Inventory
+from extproc.inventory_merge import merge_snapshots
 from extproc.inventory_page import inventory_page
 from extproc.metrics import Metrics
 from extproc.policy_store import PolicyStore
+from extproc.shared_store import (
+    LocalStore,
+    RedisStore,
+    SharedStore,
+    StoreUnavailable,
+    budget_key,
+)
 from extproc.stream import Exchange, ExchangeConfig, ExchangeRecord, ProtocolError
 from extproc.telemetry import NoTelemetry, Telemetry, TelemetryConfig, start_telemetry
 from mesh.credentials import presented_tokens
@@ -52,6 +64,8 @@ EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 # After the drain deadline, the time left for the streams' endings to reach Envoy
 # before gRPC cancels whatever is still open.
 DRAIN_FLUSH_SECONDS = 1.0
+# With --redis, how often a replica publishes its inventory for the cluster view.
+INVENTORY_PUBLISH_SECONDS = 0.5
 DRAIN_REASON = "Weir is shutting down and the drain grace period is over; retry the request"
 
 
@@ -64,6 +78,9 @@ class ServeConfig:
     reload_interval: float = 1.0
     drain_grace: float = 20.0
     telemetry: TelemetryConfig | None = None  # OTLP export; None: off
+    # `--redis redis://HOST:PORT/DB`: budgets (and the inventory) shared by every replica.
+    redis_url: str | None = None
+    redis_timeout: float = 0.05
 
 
 class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
@@ -75,8 +92,10 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         inventory: Inventory | None = None,
         keys: JwksCache | None = None,
         telemetry: Telemetry | None = None,
+        shared: SharedStore | None = None,
     ) -> None:
         self._store = store
+        self._shared: SharedStore = shared if shared is not None else LocalStore()
         self._metrics = metrics
         self._config = config
         self._inventory = inventory or Inventory()
@@ -121,6 +140,8 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                             await self._prefetch(policy, event)
                         started = time.perf_counter()
                         actions = exchange.receive(event)
+                        if exchange.budget_ask is not None:
+                            actions = [*actions, *await self._answer_budget(exchange)]
                         responses = [wire.encode_action(action) for action in actions]
                         observe(time.perf_counter() - started)
                         if self._telemetry.enabled:
@@ -168,6 +189,9 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
             log.exception("internal error in an exchange, failing it closed")
             await context.abort(grpc.StatusCode.INTERNAL, "weir internal error")
         finally:
+            settlement = exchange.budget_settlement()
+            if settlement is not None:
+                self._shared.charge_later(settlement)
             self._deadlines.discard(deadline)
             self._metrics.active_streams.dec()
             # Envoy cancelling the gRPC stream after the response is complete is its
@@ -183,6 +207,16 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                     exchange.record.verdict = Verdict.ERROR
                     exchange.record.reason = f"ext_proc stream ended: {error}"
                 self._finish(exchange.record, trace, first_chunk)
+
+    async def _answer_budget(self, exchange: Exchange) -> list[Action]:
+        """Carry the exchange's budget charge to the shared store, bounded by its timeout."""
+        ask = exchange.budget_ask
+        assert ask is not None
+        try:
+            result = await self._shared.charge(ask)
+        except StoreUnavailable:
+            return exchange.answer_budget(None)
+        return exchange.answer_budget(result.used, result.applied)
 
     async def _prefetch(self, policy: Policy, event: HeadersEvent) -> None:
         users = policy.user_tokens
@@ -221,6 +255,8 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
             ).inc()
         if record.user is not None:
             metrics.end_user_requests.labels(workload, record.user, record.verdict).inc()
+        if record.budget is not None:
+            metrics.budget_decisions.labels(workload, record.budget).inc()
         if record.token_rejection is not None:
             token, _, why = record.token_rejection.partition(":")
             metrics.token_rejections.labels(token, why).inc()
@@ -269,6 +305,18 @@ def keys_for_metrics(metrics: Metrics) -> JwksCache:
     )
 
 
+def shared_store_for(config: ServeConfig, metrics: Metrics) -> SharedStore:
+    """In process without `--redis`; with it, Redis, its failures counted in the metrics."""
+    if config.redis_url is None:
+        return LocalStore()
+    return RedisStore(
+        config.redis_url,
+        timeout=config.redis_timeout,
+        on_error=lambda op: metrics.budget_store_errors.labels("redis", op).inc(),
+        on_state=lambda up: metrics.budget_store_up.set(1 if up else 0),
+    )
+
+
 def _needs_keys(policy: Policy, event: object) -> bool:
     return (
         (policy.user_tokens is not None or policy.svid_tokens is not None)
@@ -304,6 +352,9 @@ class WeirServer:
         self.metrics = Metrics()
         self.store = PolicyStore(config.policy_path, self.metrics)
         self.inventory = Inventory()
+        self.shared = shared_store_for(config, self.metrics)
+        self.replica_id = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        self._publisher: asyncio.Task[None] | None = None
         self.telemetry: Telemetry = NoTelemetry()
         self._warmups = warmups
         self._grpc: grpc.aio.Server | None = None
@@ -329,6 +380,8 @@ class WeirServer:
             warm()
         await self._start_grpc()
         self._watch = asyncio.create_task(self.store.watch(self.config.reload_interval))
+        if isinstance(self.shared, RedisStore):
+            self._publisher = asyncio.create_task(self._publish_inventory())
         self._ready = True
         self.metrics.ready.set(1)
         for service in ("", EXT_PROC_SERVICE, authz.AUTHZ_SERVICE):
@@ -343,7 +396,7 @@ class WeirServer:
         keys = keys_for_metrics(self.metrics)
         self._processor = ExternalProcessor(
             self.store, self.metrics, self.config.exchange, self.inventory, keys,
-            self.telemetry,
+            self.telemetry, self.shared,
         )
         wire.add_ExternalProcessorServicer_to_server(self._processor, server)
         # ext_authz shares the port: one Service, one Envoy cluster, for both filters.
@@ -380,9 +433,21 @@ class WeirServer:
 
     async def _readyz(self, _: web.Request) -> web.Response:
         if self.ready:
-            return web.Response(text=f"ready policy={self.store.current.digest}\n")
+            return web.Response(
+                text=f"ready policy={self.store.current.digest}{self._store_detail()}\n"
+            )
         reason = "draining" if self._draining else "starting"
         return web.Response(status=503, text=f"not ready: {reason}\n")
+
+    def _store_detail(self) -> str:
+        """The budget store's state for /readyz: a store outage is not unreadiness, since
+        the policy's onUnavailable already says what a budgeted call does meanwhile."""
+        shared = self.shared
+        if not isinstance(shared, RedisStore):
+            return ""  # in process: nothing that can be down
+        if shared.up:
+            return " budget-store=redis:up"
+        return f" budget-store=redis:down ({shared.last_error}, {shared.pending_charges} kept)"
 
     async def _metrics_handler(self, _: web.Request) -> web.Response:
         return web.Response(
@@ -391,7 +456,51 @@ class WeirServer:
         )
 
     async def _inventory_handler(self, _: web.Request) -> web.Response:
-        return web.json_response(self.inventory.snapshot())
+        own = self.inventory.snapshot()
+        if not isinstance(self.shared, RedisStore):
+            await self._add_budget_use(own)
+            return web.json_response(own)
+        try:
+            # Our own latest first, so the view never lags this replica's own calls.
+            await self.shared.put_document("inventory", self.replica_id, own)
+            documents = await self.shared.documents("inventory")
+        except StoreUnavailable:
+            # The cluster's view is unreachable: say this one is only this replica's.
+            return web.json_response({**own, "scope": "replica", "replicas": 1})
+        merged = merge_snapshots(documents.values())
+        await self._add_budget_use(merged)
+        return web.json_response({**merged, "scope": "cluster", "replicas": len(documents)})
+
+    async def _add_budget_use(self, view: dict[str, object]) -> None:
+        """Each workload's budget use in the current window (per-workload budgets only)."""
+        rules = {w.name: w.budget for w in self.store.current.workloads if w.budget is not None}
+        entries = view.get("workloads")
+        if not rules or not isinstance(entries, list):
+            return
+        now = time.time()
+        for entry in entries:
+            names = [n for n in entry.get("policyWorkloads", []) if n in rules]
+            if not names:
+                continue
+            budget = rules[names[0]]
+            assert budget is not None
+            if budget.per != "workload":
+                continue  # per end user: one counter per user, no single figure to draw
+            key = budget_key(f"workload:{names[0]}", budget.window, budget.window_start(now))
+            with contextlib.suppress(StoreUnavailable):
+                entry["budget"] = {
+                    "used": await self.shared.used(key),
+                    "limit": budget.tokens,
+                    "unit": f"tokens / {budget.window}",
+                }
+
+    async def _publish_inventory(self) -> None:
+        while True:
+            await asyncio.sleep(INVENTORY_PUBLISH_SECONDS)
+            with contextlib.suppress(StoreUnavailable):
+                await self.shared.put_document(
+                    "inventory", self.replica_id, self.inventory.snapshot()
+                )
 
     async def _pins_handler(self, _: web.Request) -> web.Response:
         return web.json_response({"servers": self.config.exchange.pins.snapshot()})
@@ -432,10 +541,13 @@ class WeirServer:
     async def close(self) -> None:
         if self._watch is not None:
             self._watch.cancel()
+        if self._publisher is not None:
+            self._publisher.cancel()
         if self._grpc is not None:
             await self._grpc.stop(0)
         if self._admin is not None:
             await self._admin.cleanup()
+        await self.shared.close()
         # Last, and off the loop: a final flush bounded by the export timeout.
         await asyncio.to_thread(self.telemetry.close)
         self.store.close()

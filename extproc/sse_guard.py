@@ -54,6 +54,7 @@ from extproc.llm.base import (
     replace_values,
     rewrite_stream_event,
 )
+from extproc.llm.response_facts import ResponseFacts
 from extproc.llm.strings import Found, StructureError, check_structural, shown_key, sweep
 from extproc.llm_tools import TOOLS_SCANNER, forbidden_call
 from extproc.scan_plan import ScanPlan
@@ -99,6 +100,7 @@ class SseGuard:
     max_event_bytes: int = 1 << 20
     findings: list[FindingRecord] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
+    facts: ResponseFacts = field(default_factory=ResponseFacts)  # model, finish reasons
     blocked_by: FindingRecord | None = None
     failure: str | None = None  # why the stream was ended by Weir, if it was
     events: int = 0
@@ -220,6 +222,7 @@ class SseGuard:
             self._last = view
             if view.usage is not None:
                 self.usage = self.usage.merged(view.usage)
+            self.facts.observe(view.payload)
             if view.terminal:
                 self.saw_terminal = True
             if view.mergeable and not fields and not logprobs:

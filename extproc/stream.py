@@ -31,7 +31,8 @@ instead (Envoy's FDS contract).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass, field, replace
 from enum import Enum, auto
 
 from extproc.audit import FindingRecord, subject_hash
@@ -44,6 +45,13 @@ from extproc.body_shape import (
     shape_of,
     sniff,
     unsniffable,
+)
+from extproc.budget_gate import (
+    BudgetGate,
+    ReleasedEvents,
+    dump_document,
+    estimate_input,
+    request_usage,
 )
 from extproc.document_guard import DocumentVerdict, KeyCollision, judge_document
 from extproc.events import (
@@ -78,12 +86,15 @@ from extproc.llm.base import (
     parse_response_body,
     read_model_and_stream,
 )
+from extproc.llm.response_facts import ResponseFacts
 from extproc.llm.strings import StructureError
 from extproc.llm_tools import forbidden_call, forbidden_tool
 from extproc.mcp.exchange import McpHooks
 from extproc.mcp.pins import MemoryPinStore, PinStore
 from extproc.request_path import normalise_path
 from extproc.scan_plan import PolicyPlans, ScanPlan, compile_plans
+from extproc.shared_store import Charge
+from extproc.sse import serialize
 from extproc.sse_guard import SseGuard, stream_error_events
 from extproc.usage_meter import UsageMeter
 from mesh.ai_hosts import authority_host
@@ -197,6 +208,12 @@ class ExchangeRecord:
     mcp_server: str | None = None
     mcp_method: str | None = None
     tool_name: str | None = None
+    # What the answer says of itself, for telemetry: never content (extproc.llm.response_facts).
+    response_model: str | None = None
+    finish_reasons: list[str] = field(default_factory=list)
+    # The token budget (`extproc.budget_gate`): reserved | refused | ended | unavailable
+    # (the store did not answer; onUnavailable decided), or None when unmetered.
+    budget: str | None = None
     started: float = field(default_factory=time.monotonic)
 
 
@@ -237,6 +254,14 @@ class Exchange(McpHooks):
         self._guard: SseGuard | None = None
         self._meter: UsageMeter | None = None
         self._guard_recorded = False  # the guard's findings and usage are in the record
+        # A budgeted workload's exchange: a charge the servicer must carry to the shared
+        # store (`budget_ask`), and the actions that wait for its answer (`answer_budget`).
+        self._budget: BudgetGate | None = None
+        self._released: ReleasedEvents | None = None
+        self._usage_injected = False  # Weir asked for the usage chunk, not the client
+        self._budget_held: list[Action] = []
+        self._budget_settled = False
+        self.budget_ask: Charge | None = None
         self._error_reply = False  # a non-2xx reply, scanned whole (response rules apply)
         self._init_mcp()
         self.record = ExchangeRecord(policy_digest=policy.digest)
@@ -270,10 +295,15 @@ class Exchange(McpHooks):
                 return self._request_body_event(event)
             return self._request_trailers_event(event)
         if isinstance(event, HeadersEvent):
-            return self._response_headers_event(event)
+            actions = self._response_headers_event(event)
+            if self._budget is not None and self._budget.reserved and not self._closed:
+                actions = self._start_released_stream(event, actions)
+            return actions
         if isinstance(event, BodyEvent):
-            return self._response_body_event(event)
-        return self._response_trailers_event(event)
+            actions = self._response_body_event(event)
+        else:
+            actions = self._response_trailers_event(event)
+        return actions if self._released is None else self._meter_released(actions)
 
     def terminate(self, reason: str) -> list[Action]:
         """End the exchange now, in the provider's own terms (Weir's drain deadline passed).
@@ -709,6 +739,8 @@ class Exchange(McpHooks):
         if self.record.verdict == Verdict.PENDING:
             self._settle(Verdict.ALLOW, decision.reason)
         self._request = _Request.DONE
+        if workload is not None and workload.budget is not None:
+            return self._reserve_budget(workload, document, body, headers, end_of_stream)
         return [headers, *_stream_chunks(REQUEST, body, end_of_stream)]
 
     # --- response ------------------------------------------------------------
@@ -789,6 +821,7 @@ class Exchange(McpHooks):
                 meter.feed(event.chunk)
                 if meter.saw_terminal:
                     self._record_usage(meter.usage)
+                    self._record_facts(meter.facts)
             if event.end_of_stream:
                 self._end_streaming_body()
             return [StreamBody(RESPONSE, event.chunk, event.end_of_stream)]
@@ -860,6 +893,7 @@ class Exchange(McpHooks):
         self._guard_recorded = True
         self.record.findings.extend(guard.findings)
         self._record_usage(guard.usage)
+        self._record_facts(guard.facts)
         if guard.blocked_by is not None:
             hit = guard.blocked_by
             self._settle(Verdict.BLOCK, f"response blocked: rule '{hit.rule}' ({hit.scanner})")
@@ -893,6 +927,9 @@ class Exchange(McpHooks):
                     "which is not in the workload's tools",
                     verdict=Verdict.BLOCK,
                 )]
+            facts = ResponseFacts()
+            facts.observe(document)
+            self._record_facts(facts)
             verdict = judge_document(
                 self._provider.response_texts(document), plan, "response", document=document
             )
@@ -941,12 +978,181 @@ class Exchange(McpHooks):
         self._response = _Response.DONE
         if self._meter is not None:
             self._record_usage(self._meter.finish())
+            self._record_facts(self._meter.facts)
             self._meter = None
+
+    def _record_facts(self, facts: ResponseFacts) -> None:
+        self.record.response_model = facts.model
+        self.record.finish_reasons = list(facts.finish_reasons)
 
     def _record_usage(self, usage: Usage | None) -> None:
         if usage is not None:
             self.record.input_tokens = usage.input_tokens
             self.record.output_tokens = usage.output_tokens
+
+    # --- token budgets (`extproc.budget_gate`) ------------------------------------
+
+    def _reserve_budget(
+        self,
+        workload: WorkloadRule,
+        document: dict[str, object],
+        body: bytes,
+        headers: ContinueHeaders,
+        end_of_stream: bool,
+    ) -> list[Action]:
+        """Hold the request until the store has reserved its input tokens."""
+        assert workload.budget is not None and self._provider is not None
+        gate = BudgetGate(
+            workload.budget,
+            workload=workload.name,
+            user=self.record.user,
+            on_unavailable=self._policy.budget_store.on_unavailable,
+            charge_id=uuid.uuid4().hex,
+            now=time.time(),
+        )
+        self._budget = gate
+        if request_usage(self._provider, dict(document)):
+            # Exact metering needs the usage chunk; the client's view stays as it asked.
+            rewritten = parse_json_object(body)
+            request_usage(self._provider, rewritten)
+            body = dump_document(rewritten)
+            self._usage_injected = True
+            headers = replace(headers, remove_headers=(*headers.remove_headers, "content-length"))
+        self._budget_held = [headers, *_stream_chunks(REQUEST, body, end_of_stream)]
+        self.budget_ask = gate.reservation(estimate_input(self._provider.request_texts(document)))
+        return []
+
+    def answer_budget(self, used: int | None, applied: bool = False) -> list[Action]:
+        """The store's answer to `budget_ask` (``used`` None: it did not answer in time).
+
+        Returns the actions that waited for it: the request or the released chunk, a 429,
+        a 503 (store down, `onUnavailable: closed`), or the answer ended in band.
+        """
+        ask, gate = self.budget_ask, self._budget
+        if ask is None or gate is None:
+            raise ProtocolError("a budget answer with no budget question")
+        self.budget_ask = None
+        held, self._budget_held = self._budget_held, []
+        verdict = gate.judge(used, applied, admit=ask.admit)
+        budget = gate.budget
+        what = f"the token budget of {budget.tokens} per {budget.window}"
+        if ask.admit:
+            if verdict.unavailable:
+                self.record.budget = "unavailable"
+                if gate.fails_closed and self._refuse_or_audit(
+                    "the token budget store is unavailable (budgetStore.onUnavailable: closed)"
+                ):
+                    return [self._refuse(
+                        ErrorKind.UNAVAILABLE,
+                        "the token budget store is unavailable "
+                        "(budgetStore.onUnavailable: closed); retry shortly",
+                    )]
+                gate.reserved = True
+                return held
+            if verdict.refused:
+                self.record.budget = "refused"
+                reason = f"{what} is spent; it resets in {gate.retry_after}s"
+                if self._refuse_or_audit(reason):
+                    return [self._refuse_budget(reason, gate.retry_after)]
+            else:
+                self.record.budget = "reserved"
+            gate.reserved = True
+            return held
+        if verdict.unavailable and self.record.budget == "reserved":
+            self.record.budget = "unavailable"
+        ended = any(isinstance(a, StreamBody) and a.end_of_stream for a in held)
+        if not verdict.refused or ended or self._response is _Response.ENDED_BY_WEIR:
+            return held
+        reason = f"{what} was spent during this answer"
+        if not self._refuse_or_audit(reason):
+            return held
+        return self._end_for_budget(held, reason)
+
+    def _refuse_budget(self, reason: str, retry_after: int) -> Respond:
+        respond = self._refuse(ErrorKind.RATE_LIMITED, reason, verdict=Verdict.DENY)
+        extra = [("retry-after", str(retry_after))]
+        if retry_after > 60:
+            # The SDKs would retry within seconds; the window resets much later.
+            extra.append(("x-should-retry", "false"))
+        return replace(respond, headers=(*respond.headers, *extra))
+
+    def _start_released_stream(self, event: HeadersEvent, actions: list[Action]) -> list[Action]:
+        """A budgeted 2xx token stream: its events are counted (and maybe cut) as released."""
+        content_type = (header_value(event.headers, "content-type") or "").lower()
+        answered = 200 <= (self.record.status or 0) < 300
+        if not answered or "text/event-stream" not in content_type or self._provider is None:
+            return actions
+        if self._response not in (_Response.STREAMING_BODY, _Response.GUARDING_STREAM):
+            return actions
+        self._released = ReleasedEvents(self._provider, strip_usage_chunk=self._usage_injected)
+        return [
+            replace(a, remove_headers=(*a.remove_headers, "content-length"))
+            if isinstance(a, ContinueHeaders) and a.direction is RESPONSE
+            else a
+            for a in actions
+        ]
+
+    def _meter_released(self, actions: list[Action]) -> list[Action]:
+        released, gate = self._released, self._budget
+        assert released is not None and gate is not None
+        out: list[Action] = []
+        tokens = 0
+        for action in actions:
+            if isinstance(action, StreamBody) and action.direction is RESPONSE:
+                data, n = released.feed(action.chunk, final=action.end_of_stream)
+                tokens += n
+                if data or action.end_of_stream:
+                    out.append(StreamBody(RESPONSE, data, action.end_of_stream))
+            elif isinstance(action, ContinueTrailers) and action.direction is RESPONSE:
+                data, n = released.feed(b"", final=True)
+                tokens += n
+                if data:
+                    out.append(StreamBody(RESPONSE, data, False))
+                out.append(action)
+            else:
+                out.append(action)
+        charge = gate.released(tokens)
+        if charge is None:
+            return out
+        self._budget_held = out
+        self.budget_ask = charge
+        return []
+
+    def _end_for_budget(self, held: list[Action], reason: str) -> list[Action]:
+        """End a running answer in band: what was released, then the provider's error."""
+        assert self._provider is not None
+        if self._guard is not None:
+            self._close_guard(self._guard)
+        if self._meter is not None:
+            self._record_usage(self._meter.usage)
+            self._meter = None
+        self._response = _Response.ENDED_BY_WEIR
+        self.record.budget = "ended"
+        self._settle(Verdict.BLOCK, reason)
+        kept = [a for a in held if not (isinstance(a, StreamBody) and a.direction is RESPONSE)]
+        released = b"".join(
+            a.chunk for a in held if isinstance(a, StreamBody) and a.direction is RESPONSE
+        )
+        events = self._provider.error_events(
+            f"weir: {reason}", "weir_budget_exhausted", kind=ErrorKind.RATE_LIMITED
+        )
+        ending = b"".join(serialize(e) for e in events)
+        return [*kept, StreamBody(RESPONSE, released + ending, True)]
+
+    def budget_settlement(self) -> Charge | None:
+        """The exchange's final charge (once): the provider's usage, else the estimate."""
+        gate = self._budget
+        if gate is None or self._budget_settled:
+            return None
+        self._budget_settled = True
+        record = self.record
+        usage = None
+        if record.input_tokens is not None or record.output_tokens is not None:
+            usage = Usage(record.input_tokens, record.output_tokens)
+        spent = self._response is _Response.ENDED_BY_WEIR or (
+            record.status is not None and 200 <= record.status < 300
+        )
+        return gate.settlement(usage, spent=spent)
 
     # --- who calls, for whom, and where to -------------------------------------
 

@@ -11,11 +11,13 @@ guard read usage themselves when there are rules.
 from __future__ import annotations
 
 from extproc.llm.base import BadResponseBody, Provider, Usage, parse_response_body
+from extproc.llm.response_facts import ResponseFacts
 from extproc.sse import SseError, SseParser
 
 # An event longer than this without a blank line is not an LLM event worth metering.
 MAX_PENDING_EVENT = 1 << 20
 _BLANK_LINES = (b"\n\n", b"\r\n\r\n", b"\r\r")
+_FINISHED = (b'"finish_reason":"', b'"finish_reason": "')
 
 
 class UsageMeter:
@@ -27,6 +29,7 @@ class UsageMeter:
         self._pending = bytearray()  # SSE: bytes after the last blank line; JSON: the body
         self._max_body = max_body
         self._usage: Usage | None = None
+        self.facts = ResponseFacts()  # the model that answered and why it stopped
         self._saw_terminal = False
         self._gave_up = False
 
@@ -78,9 +81,11 @@ class UsageMeter:
                 self._read_events(rest)
         elif rest:
             try:
-                self._usage = self._provider.usage(parse_response_body(rest))
+                document = parse_response_body(rest)
             except BadResponseBody:
                 return None
+            self._usage = self._provider.usage(document)
+            self.facts.observe(document)
         return None if self._gave_up else self._usage
 
     @property
@@ -96,7 +101,12 @@ class UsageMeter:
     def _worth_reading(self, events: bytes) -> bool:
         # Only the few events that carry usage, or end the stream, are decoded as JSON.
         markers = self._provider.terminal_markers
-        return b"usage" in events or any(marker in events for marker in markers)
+        return (
+            b"usage" in events
+            or any(marker in events for marker in markers)
+            # A chat choice that is done (every other chunk says `"finish_reason":null`).
+            or any(marker in events for marker in _FINISHED)
+        )
 
     def _read_events(self, complete: bytes) -> None:
         parser = SseParser()
@@ -105,6 +115,7 @@ class UsageMeter:
                 if event.data is None:
                     continue
                 view = self._provider.read_event(event)
+                self.facts.observe(view.payload)
                 if view.usage is not None:
                     self._usage = view.usage if self._usage is None else self._usage.merged(
                         view.usage

@@ -271,16 +271,22 @@ def _http_connection_manager(guards: Sequence[pc.HttpFilter]) -> pc.HttpConnecti
 
 
 def _static_cluster(
-    name: str, port: int, protocol: pc.HttpProtocolOptionsExplicitHttpConfig
+    name: str,
+    port: int,
+    protocol: pc.HttpProtocolOptionsExplicitHttpConfig,
+    more_ports: Sequence[int] = (),
 ) -> pc.Cluster:
-    endpoint = pc.LbEndpoint(endpoint=pc.Endpoint(address=_socket_address("127.0.0.1", port)))
+    endpoints = [
+        pc.LbEndpoint(endpoint=pc.Endpoint(address=_socket_address("127.0.0.1", p)))
+        for p in (port, *more_ports)
+    ]
     return pc.Cluster(
         name=name,
         type=pc.ClusterDiscoveryType.STATIC,
         connect_timeout=datetime.timedelta(seconds=1),
         load_assignment=pc.ClusterLoadAssignment(
             cluster_name=name,
-            endpoints=[pc.LocalityLbEndpoints(lb_endpoints=[endpoint])],
+            endpoints=[pc.LocalityLbEndpoints(lb_endpoints=endpoints)],
         ),
         typed_extension_protocol_options={
             pc.HTTP_PROTOCOL_OPTIONS_KEY: pc.Any.pack(
@@ -308,6 +314,7 @@ def sandbox_bootstrap(
     ext_authz: bool = False,
     unguarded: bool = False,
     require_client_certificate: bool = True,
+    more_weir_grpc_ports: Sequence[int] = (),
 ) -> dict[str, TypingAny]:
     """A complete static Envoy bootstrap for the sandbox, as a proto-JSON dict.
 
@@ -319,6 +326,7 @@ def sandbox_bootstrap(
     first, as Istio's CUSTOM AuthorizationPolicy does, both on the same cluster.
     ``unguarded=True`` allows neither filter: Envoy alone, the load test's baseline
     (`loadtest/run_bench.py`); without it a bootstrap that guards nothing is refused.
+    ``more_weir_grpc_ports``: more `weir serve` replicas in the same cluster (round robin).
     """
     if not (ext_proc or ext_authz or unguarded):
         raise ValueError("a sandbox without ext_proc or ext_authz would guard nothing")
@@ -359,6 +367,7 @@ def sandbox_bootstrap(
         weir_cluster_name,
         weir_grpc_port,
         pc.HttpProtocolOptionsExplicitHttpConfig(http2_protocol_options=pc.Http2ProtocolOptions()),
+        more_weir_grpc_ports,
     )
     upstream = _static_cluster(
         UPSTREAM_CLUSTER,

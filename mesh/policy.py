@@ -29,6 +29,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mesh.ai_hosts import AiHosts, host_glob_problem
+from mesh.budget_policy import (
+    Budget,
+    BudgetDoc,
+    BudgetStoreDoc,
+    BudgetStoreRule,
+    build_budget,
+    build_budget_store,
+)
 from mesh.destinations import (
     Destinations,
     UpstreamPattern,
@@ -140,6 +148,8 @@ class WorkloadRule:
     unknown_apis: str = DENY
     # `tools` and the `mcp` section (mesh.mcp_policy): MCP tool calls and tool results.
     tool_rules: ToolRules = field(default_factory=ToolRules)
+    # How many tokens it may spend per window (`mesh.budget_policy`); None: unmetered.
+    budget: Budget | None = None
     _match_res: tuple[re.Pattern[str], ...] = field(
         init=False, repr=False, compare=False, hash=False
     )
@@ -208,6 +218,8 @@ class Policy:
     ai_hosts: AiHosts = field(default_factory=AiHosts)
     # The paths MCP clients POST to (`mcpPaths`); matched on their normal forms.
     mcp_paths: tuple[str, ...] = DEFAULT_MCP_PATHS
+    # What a budgeted call does while the budget store is unreachable.
+    budget_store: BudgetStoreRule = field(default_factory=BudgetStoreRule)
 
     @property
     def enforcing(self) -> bool:
@@ -298,6 +310,7 @@ class _WorkloadDoc(_Strict):
     unknown_apis: Literal["allow", "deny"] = Field(default="deny", alias="unknownApis")
     tools: list[str] | None = None
     mcp: _McpDoc | None = None
+    budget: BudgetDoc | None = None
 
 
 class _XfccDoc(_Strict):
@@ -322,6 +335,7 @@ class _PolicyDoc(_Strict):
     jwt: JwtDoc | None = None
     jwt_svid: JwtSvidDoc | None = Field(default=None, alias="jwtSvid")
     ai_hosts: list[str] = Field(default_factory=list, alias="aiHosts")
+    budget_store: BudgetStoreDoc | None = Field(default=None, alias="budgetStore")
     workloads: list[_WorkloadDoc] = Field(default_factory=list)
     mcp_paths: list[str] = Field(default_factory=lambda: list(DEFAULT_MCP_PATHS), alias="mcpPaths")
 
@@ -647,6 +661,9 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
         tool_rules = attempt(
             lambda w=w, here=here: _tool_rules(w, here, fail), ToolRules()
         )
+        budget = attempt(
+            lambda w=w, here=here: build_budget(w.budget, here, have_tokens, fail), None
+        )
         workloads.append(
             WorkloadRule(
                 name=w.name,
@@ -663,6 +680,7 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
                 destinations=destinations,
                 unknown_apis=w.unknown_apis,
                 tool_rules=tool_rules,
+                budget=budget,
             )
         )
     for i, mcp_path in enumerate(doc.mcp_paths):
@@ -686,6 +704,7 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
         user_tokens=user_tokens,
         svid_tokens=svid_tokens,
         ai_hosts=AiHosts(tuple(doc.ai_hosts)),
+        budget_store=build_budget_store(doc.budget_store),
         mcp_paths=tuple(doc.mcp_paths),
     )
 

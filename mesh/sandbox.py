@@ -173,6 +173,8 @@ class MeshSandbox:
     # More `weir serve` flags, e.g. ("--otlp-endpoint", url).
     weir_args: Sequence[str] = ()
     weir_env: Mapping[str, str] | None = None
+    # `weir serve` replicas behind Envoy's one ext_proc cluster (share state with --redis).
+    replicas: int = 1
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -182,6 +184,10 @@ class MeshSandbox:
             name: free_port()
             for name in ("envoy", "envoy_admin", "upstream", "weir_grpc", "weir_admin")
         }
+        for n in range(1, self.replicas):
+            self.ports[f"weir_grpc_{n}"] = free_port()
+            self.ports[f"weir_admin_{n}"] = free_port()
+        self._more_weir: list[_Process] = []
         self.pki: PkiPaths | None = None
         # Signs the end-user tokens of the tour and the tests (SANDBOX_POLICY trusts it).
         self.idp = SandboxIdp.create(SANDBOX_IDP_ISSUER)
@@ -198,6 +204,10 @@ class MeshSandbox:
             self.policy_path.write_text(self.policy_text)
             self.start_upstream()
             self.start_weir()
+            for n in range(1, self.replicas):
+                self._more_weir.append(self._start_weir_process(
+                    self.ports[f"weir_grpc_{n}"], self.ports[f"weir_admin_{n}"], f"weir-{n}.log"
+                ))
             self.start_envoy()
         except BaseException:
             self.stop()
@@ -205,7 +215,7 @@ class MeshSandbox:
         return self
 
     def stop(self) -> None:
-        for process in (self._envoy, self._weir, self._upstream):
+        for process in (self._envoy, *self._more_weir, self._weir, self._upstream):
             if process is not None:
                 process.stop()
 
@@ -231,22 +241,29 @@ class MeshSandbox:
         )
 
     def start_weir(self) -> None:
-        self._weir = _Process(
+        self._weir = self._start_weir_process(
+            self.ports["weir_grpc"], self.ports["weir_admin"], "weir.log"
+        )
+
+    def _start_weir_process(self, grpc_port: int, admin_port: int, log: str) -> _Process:
+        process = _Process(
             "weir serve",
             [
                 sys.executable, "-m", "extproc.cli", "serve",
                 "--policy", str(self.policy_path),
-                "--grpc-listen", f"127.0.0.1:{self.ports['weir_grpc']}",
-                "--admin-listen", f"127.0.0.1:{self.ports['weir_admin']}",
+                "--grpc-listen", f"127.0.0.1:{grpc_port}",
+                "--admin-listen", f"127.0.0.1:{admin_port}",
                 "--reload-interval", "0.2",
                 "--drain-grace", "5",
                 *self.weir_args,
             ],
-            self.workdir / "weir.log",
+            self.workdir / log,
         )
-        self._weir.start(self.weir_env)
-        self._weir.wait_until(lambda: _http_ok(self.weir_admin_url("/readyz")),
-                              self.startup_timeout)
+        process.start(self.weir_env)
+        process.wait_until(
+            lambda: _http_ok(f"http://127.0.0.1:{admin_port}/readyz"), self.startup_timeout
+        )
+        return process
 
     def stop_weir(self, sig: int = signal.SIGTERM) -> int | None:
         return self._weir.stop(sig) if self._weir else None
@@ -269,6 +286,9 @@ class MeshSandbox:
             ext_authz=self.ext_authz,
             unguarded=self.unguarded,
             require_client_certificate=self.require_client_certificate,
+            more_weir_grpc_ports=[
+                self.ports[f"weir_grpc_{n}"] for n in range(1, self.replicas)
+            ] if processor_port is None else [],
         )
         config_path = self.workdir / "envoy.yaml"
         config_path.write_text(render_yaml(bootstrap))
@@ -305,8 +325,9 @@ class MeshSandbox:
     def envoy_url(self) -> str:
         return f"https://127.0.0.1:{self.ports['envoy']}"
 
-    def weir_admin_url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.ports['weir_admin']}{path}"
+    def weir_admin_url(self, path: str, replica: int = 0) -> str:
+        port = self.ports["weir_admin" if replica == 0 else f"weir_admin_{replica}"]
+        return f"http://127.0.0.1:{port}{path}"
 
     def ssl_context(self, workload: str | None) -> ssl.SSLContext:
         """Trusts the sandbox CA; presents `workload`'s certificate when given."""

@@ -69,6 +69,7 @@ _ERROR_TYPES = {
     ErrorKind.PERMISSION_DENIED: "permission_error",
     ErrorKind.NOT_FOUND: "not_found_error",
     ErrorKind.TOO_LARGE: "request_too_large",
+    ErrorKind.RATE_LIMITED: "rate_limit_error",
     ErrorKind.UNAVAILABLE: "api_error",
 }
 

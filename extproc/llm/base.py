@@ -53,6 +53,7 @@ class ErrorKind(Enum):
     PERMISSION_DENIED = 403
     NOT_FOUND = 404
     TOO_LARGE = 413
+    RATE_LIMITED = 429  # a token budget is spent (`extproc.budget_gate`)
     UNAVAILABLE = 503
 
     @property

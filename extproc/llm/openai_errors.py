@@ -14,6 +14,7 @@ ERROR_TYPES = {
     ErrorKind.PERMISSION_DENIED: "permission_error",
     ErrorKind.NOT_FOUND: "not_found_error",
     ErrorKind.TOO_LARGE: "invalid_request_error",
+    ErrorKind.RATE_LIMITED: "tokens",  # what OpenAI sends for a tokens-per-window limit
     ErrorKind.UNAVAILABLE: "server_error",
 }
 
@@ -23,6 +24,7 @@ ERROR_CODES = {
     ErrorKind.PERMISSION_DENIED: "weir_policy_denied",
     ErrorKind.NOT_FOUND: "weir_not_found",
     ErrorKind.TOO_LARGE: "weir_request_too_large",
+    ErrorKind.RATE_LIMITED: "weir_budget_exhausted",
     ErrorKind.UNAVAILABLE: "weir_unavailable",
 }
 

@@ -62,6 +62,10 @@ def test_a_streamed_call_becomes_one_genai_span_in_the_callers_trace(
     assert attributes["gen_ai.provider.name"] == "openai"
     assert attributes["gen_ai.usage.input_tokens"] == usage.prompt_tokens
     assert attributes["gen_ai.usage.output_tokens"] == usage.completion_tokens
+    # What the answer said of itself, as the SDK read it.
+    assert attributes["gen_ai.response.model"] == chunks[0].model
+    finished = [c.finish_reason for chunk in chunks for c in chunk.choices if c.finish_reason]
+    assert finished and list(attributes["gen_ai.response.finish_reasons"]) == finished
     assert attributes["weir.workload.spiffe_id"] == SANDBOX_WORKLOADS["checkout"]
     assert attributes["weir.workload.name"] == "payments-checkout"
     assert attributes["weir.decision"] == "allow"

@@ -116,3 +116,25 @@ def test_the_end_of_stream_event_is_noticed_before_the_body_ends(provider, body:
     assert not meter.saw_terminal
     meter.feed(body[-3:])
     assert meter.saw_terminal and meter.usage is not None
+
+
+def test_an_unscanned_chat_stream_still_says_which_model_answered_and_why_it_stopped() -> None:
+    body = sse(
+        {"id": "c", "model": "gpt-4o-x", "choices": [
+            {"index": 0, "delta": {"content": "hello"}, "finish_reason": None}]},
+        {"id": "c", "model": "gpt-4o-x", "choices": [
+            {"index": 0, "delta": {}, "finish_reason": "length"}]},
+        "[DONE]",
+    )
+    meter = UsageMeter(OpenAIChatCompletions(), event_stream=True, max_body=1 << 20)
+    for i in range(0, len(body), 7):
+        meter.feed(body[i : i + 7])
+    meter.finish()
+    assert (meter.facts.model, meter.facts.finish_reasons) == ("gpt-4o-x", ["length"])
+
+
+def test_an_unscanned_anthropic_stream_says_its_model_and_stop_reason() -> None:
+    meter = UsageMeter(AnthropicMessages(), event_stream=True, max_body=1 << 20)
+    meter.feed(ANTHROPIC_STREAM)
+    meter.finish()
+    assert (meter.facts.model, meter.facts.finish_reasons) == ("claude", ["end_turn"])
