@@ -24,11 +24,20 @@ def _serve(args: argparse.Namespace) -> int:
     except TelemetryConfigError as exc:
         print(f"weir serve: {exc}", file=sys.stderr)
         return 2
+    from extproc.mcp.pins import FilePinStore, MemoryPinStore, PinStore
+
+    try:
+        pins: PinStore = (
+            MemoryPinStore() if args.state_dir is None else FilePinStore(args.state_dir)
+        )
+    except (OSError, ValueError) as exc:
+        print(f"weir serve: --state-dir: {exc}", file=sys.stderr)
+        return 2
     config = ServeConfig(
         policy_path=args.policy,
         grpc_listen=args.grpc_listen,
         admin_listen=args.admin_listen,
-        exchange=ExchangeConfig(max_request_body=args.max_request_body),
+        exchange=ExchangeConfig(max_request_body=args.max_request_body, pins=pins),
         reload_interval=args.reload_interval,
         drain_grace=args.drain_grace,
         telemetry=telemetry,
@@ -43,6 +52,18 @@ def _serve(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"weir serve: {exc}", file=sys.stderr)
         return 2
+
+
+def _mcp_pins(args: argparse.Namespace) -> int:
+    from extproc.mcp.admin_client import list_pins
+
+    return list_pins(args.admin, sys.stdout, sys.stderr)
+
+
+def _mcp_accept(args: argparse.Namespace) -> int:
+    from extproc.mcp.admin_client import accept_pin
+
+    return accept_pin(args.admin, args.server, args.tool, sys.stdout, sys.stderr)
 
 
 def _warmups() -> list[Callable[[], object]]:
@@ -72,7 +93,8 @@ def _policy_explain(args: argparse.Namespace) -> int:
             xfcc=args.xfcc,
         )
     return explain(
-        args.policy, args.identity, args.model, sys.stdout, sys.stderr, inputs, args.user_claims
+        args.policy, args.identity, args.model, sys.stdout, sys.stderr, inputs, args.user_claims,
+        tool=args.tool,
     )
 
 
@@ -174,6 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
         "off when neither is set",
     )
     serve.add_argument(
+        "--state-dir", default=None, metavar="DIR",
+        help="keep MCP tool pins in DIR/mcp-pins.json so they survive a restart "
+        "(default: in memory)",
+    )
+    serve.add_argument(
         "--redis", default=None, metavar="URL", type=_redis_url,
         help="share token budgets and the inventory across replicas in Redis "
         "(redis://HOST:PORT/DB, rediss:// for TLS); default: in process",
@@ -184,6 +211,21 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 0.05)",
     )
     serve.set_defaults(handler=_serve)
+
+    mcp = commands.add_parser("mcp", help="MCP tool pins: list them, accept a changed tool")
+    mcp_commands = mcp.add_subparsers(dest="mcp_command", required=True, metavar="SUBCOMMAND")
+    pins = mcp_commands.add_parser("pins", help="list the pinned tools of every MCP server")
+    pins.add_argument("--admin", default="http://127.0.0.1:9901", metavar="URL",
+                      help="the admin address of a running `weir serve`")
+    pins.set_defaults(handler=_mcp_pins)
+    accept = mcp_commands.add_parser(
+        "accept", help="accept a tool's changed definition as its new pin (exit 0, 1 unknown)"
+    )
+    accept.add_argument("server", metavar="SERVER", help="the MCP server (its authority)")
+    accept.add_argument("tool", metavar="TOOL", help="the tool's name")
+    accept.add_argument("--admin", default="http://127.0.0.1:9901", metavar="URL",
+                        help="the admin address of a running `weir serve`")
+    accept.set_defaults(handler=_mcp_accept)
 
     policy = commands.add_parser(
         "policy",
@@ -255,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help="a JSON file of an end user's token claims (sub, groups ...), taken as verified",
+    )
+    explain.add_argument(
+        "--tool", default=None, metavar="NAME",
+        help="explain an MCP tools/call of this tool (the workload's `tools` globs)",
     )
     explain.set_defaults(handler=_policy_explain)
 

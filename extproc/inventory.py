@@ -10,6 +10,10 @@ the page draws as weighted edges.
 its path or by its body's shape) and every call to a known AI host, with who
 called and how it was recognised. A host that is not a known AI host yet
 carries LLM calls is shadow AI: a provider no rule names.
+
+Each workload's ``mcp`` lists the MCP servers (by authority) and tools it used,
+one entry per (server, tool), with calls, decisions and first and last seen; the
+tool is null for methods that name none (`initialize`, `tools/list` ...).
 """
 
 from __future__ import annotations
@@ -30,6 +34,18 @@ class _Volume:
 
 
 @dataclass
+class _McpUse:
+    first_seen: float
+    last_seen: float
+    calls: int = 0
+    decisions: Counter[str] = field(default_factory=Counter)
+
+
+# Distinct (MCP server, tool) pairs remembered per identity, bounded like the users.
+MAX_MCP_TOOLS_PER_IDENTITY = 1000
+
+
+@dataclass
 class _Entry:
     principal: str
     namespace: str | None
@@ -47,6 +63,8 @@ class _Entry:
     findings: Counter[str] = field(default_factory=Counter)
     users: set[str] = field(default_factory=set)  # keyed hashes of end users, never subjects
     routes: dict[tuple[str, str], _Volume] = field(default_factory=dict)
+    # MCP: (server, tool) -> calls; the tool is None for methods that name none.
+    mcp: dict[tuple[str, str | None], _McpUse] = field(default_factory=dict)
 
 
 # Distinct end users remembered per identity: enough to see who uses it, bounded.
@@ -111,11 +129,27 @@ class Inventory:
             route.output_tokens += record.output_tokens or 0
         for finding in record.findings:
             entry.findings[f"{finding.scanner}/{finding.rule}/{finding.action}"] += 1
+        if record.mcp_method is not None:
+            self._observe_mcp(entry, record, now)
+            return  # an MCP server is no AI host: it is not listed under authorities
         self._observe_authority(record, now)
+
+    def _observe_mcp(self, entry: _Entry, record: ExchangeRecord, now: float) -> None:
+        key = (record.mcp_server or "(unknown)", record.tool_name)
+        use = entry.mcp.get(key)
+        if use is None:
+            if len(entry.mcp) >= MAX_MCP_TOOLS_PER_IDENTITY:
+                return
+            use = entry.mcp[key] = _McpUse(now, now)
+        use.last_seen = now
+        use.calls += 1
+        use.decisions[str(record.verdict)] += 1
 
     def _observe_authority(self, record: ExchangeRecord, now: float) -> None:
         if record.recognised_by is None and not record.ai_host:
             return  # ordinary traffic: not part of where AI runs
+        if record.recognised_by and record.recognised_by.startswith("mcp"):
+            return  # an MCP session's GET stream or DELETE: no AI host either
         key = record.authority or "(none)"
         entry = self._authorities.get(key)
         if entry is None:
@@ -159,6 +193,20 @@ class Inventory:
                             },
                         }
                         for (provider, model), volume in sorted(e.routes.items())
+                    ],
+                    # Drawn by the page as its third column (MCP servers and tools).
+                    "mcp": [
+                        {
+                            "mcpServer": server,
+                            "tool": tool,
+                            "calls": use.calls,
+                            "decisions": dict(sorted(use.decisions.items())),
+                            "firstSeen": _iso(use.first_seen),
+                            "lastSeen": _iso(use.last_seen),
+                        }
+                        for (server, tool), use in sorted(
+                            e.mcp.items(), key=lambda item: (item[0][0], item[0][1] or "")
+                        )
                     ],
                     "firstSeen": _iso(e.first_seen),
                     "lastSeen": _iso(e.last_seen),

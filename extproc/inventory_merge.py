@@ -59,6 +59,7 @@ def _merge_workload(into: dict[str, dict[str, Any]], entry: Mapping[str, Any]) -
             "decisions": {},
             "findings": {},
             "routes": {},
+            "mcp": {},
             "firstSeen": entry["firstSeen"],
             "lastSeen": entry["lastSeen"],
         }
@@ -77,6 +78,15 @@ def _merge_workload(into: dict[str, dict[str, Any]], entry: Mapping[str, Any]) -
         have["calls"] += route.get("calls", 0)
         have["input"] += route.get("tokens", {}).get("input", 0)
         have["output"] += route.get("tokens", {}).get("output", 0)
+    for use in entry.get("mcp", []):
+        mkey = (use["mcpServer"], use.get("tool"))
+        mcp = merged["mcp"].get(mkey)
+        if mcp is None:
+            mcp = merged["mcp"][mkey] = {"calls": 0, "decisions": {},
+                                         "firstSeen": use["firstSeen"], "lastSeen": use["lastSeen"]}
+        mcp["calls"] += use.get("calls", 0)
+        _add_counts(mcp["decisions"], use.get("decisions", {}))
+        _seen(mcp, use)
     _seen(merged, entry)
 
 
@@ -99,6 +109,19 @@ def _finish_workload(merged: dict[str, Any]) -> dict[str, object]:
                 "tokens": {"input": volume["input"], "output": volume["output"]},
             }
             for (provider, model), volume in sorted(merged["routes"].items())
+        ],
+        "mcp": [
+            {
+                "mcpServer": server,
+                "tool": tool,
+                "calls": use["calls"],
+                "decisions": dict(sorted(use["decisions"].items())),
+                "firstSeen": use["firstSeen"],
+                "lastSeen": use["lastSeen"],
+            }
+            for (server, tool), use in sorted(
+                merged["mcp"].items(), key=lambda item: (item[0][0], item[0][1] or "")
+            )
         ],
         "firstSeen": merged["firstSeen"],
         "lastSeen": merged["lastSeen"],

@@ -36,6 +36,12 @@ class Metrics:
             ["direction", "scanner", "rule", "action"],
             registry=r,
         )
+        self.mcp_calls = Counter(
+            "weir_mcp_calls",
+            "MCP messages by workload, server (authority), JSON-RPC method, tool and decision.",
+            ["workload", "server", "method", "tool", "decision"],
+            registry=r,
+        )
         self.held_bytes = Histogram(
             "weir_stream_held_bytes",
             "Most bytes a guarded response stream held back at once, per stream.",

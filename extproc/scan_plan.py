@@ -16,7 +16,7 @@ rule's path and the reason, while the previous policy stays in force.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from extproc.scanner import Finding, RuleError, Scanner, StreamScanner, deny_list
 from extproc.scanner.dfa import MAX_STATES, AutomatonTooLarge
@@ -50,6 +50,10 @@ class PolicyPlans:
 
     digest: str  # the policy these plans were compiled from
     by_workload: Mapping[str, tuple[ScanPlan | None, ScanPlan | None]]
+    # The `mcp` section's plans (tool arguments, tool results and definitions).
+    mcp_by_workload: Mapping[str, tuple[ScanPlan | None, ScanPlan | None]] = field(
+        default_factory=dict
+    )
 
     def request(self, workload: WorkloadRule | None) -> ScanPlan | None:
         return self.by_workload[workload.name][0] if workload is not None else None
@@ -57,17 +61,29 @@ class PolicyPlans:
     def response(self, workload: WorkloadRule | None) -> ScanPlan | None:
         return self.by_workload[workload.name][1] if workload is not None else None
 
+    def mcp(self, workload: WorkloadRule | None) -> tuple[ScanPlan | None, ScanPlan | None]:
+        """The workload's `mcp.request` and `mcp.response` plans."""
+        if workload is None:
+            return None, None
+        return self.mcp_by_workload.get(workload.name, (None, None))
+
 
 def compile_plans(policy: Policy) -> PolicyPlans:
     """Every workload's plans; a rule set that cannot compile is a `PolicyError`."""
     by_workload: dict[str, tuple[ScanPlan | None, ScanPlan | None]] = {}
+    mcp: dict[str, tuple[ScanPlan | None, ScanPlan | None]] = {}
     for i, workload in enumerate(policy.workloads):
         here = f"workloads[{i}]"
         by_workload[workload.name] = (
             _compile(policy, f"{here}.request", workload.request),
             _compile(policy, f"{here}.response", workload.response),
         )
-    return PolicyPlans(policy.digest, by_workload)
+        tools = workload.tool_rules
+        mcp[workload.name] = (
+            _compile(policy, f"{here}.mcp.request", tools.request),
+            _compile(policy, f"{here}.mcp.response", tools.response),
+        )
+    return PolicyPlans(policy.digest, by_workload, mcp)
 
 
 def plan_for(rules: Sequence[ScanRule], *, enforcing: bool) -> ScanPlan | None:

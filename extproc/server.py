@@ -238,6 +238,11 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         workload, provider = record.workload or "none", record.provider or "none"
         model = record.model or "none"
         metrics.requests.labels(workload, provider, model, record.verdict).inc()
+        if record.mcp_method is not None:
+            metrics.mcp_calls.labels(
+                workload, record.mcp_server or "none", record.mcp_method,
+                record.tool_name or "none", record.verdict,
+            ).inc()
         if record.input_tokens:
             metrics.tokens.labels(workload, provider, model, "in").inc(record.input_tokens)
         if record.output_tokens:
@@ -413,6 +418,8 @@ class WeirServer:
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics_handler)
         app.router.add_get("/inventory", self._inventory_handler)
+        app.router.add_get("/mcp/pins", self._pins_handler)
+        app.router.add_post("/mcp/pins/accept", self._accept_handler)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         host, port = _split_host_port(self.config.admin_listen)
@@ -494,6 +501,27 @@ class WeirServer:
                 await self.shared.put_document(
                     "inventory", self.replica_id, self.inventory.snapshot()
                 )
+
+    async def _pins_handler(self, _: web.Request) -> web.Response:
+        return web.json_response({"servers": self.config.exchange.pins.snapshot()})
+
+    async def _accept_handler(self, request: web.Request) -> web.Response:
+        """`{"server": ..., "tool": ...}`: the tool's definition served last becomes its pin."""
+        try:
+            body = await request.json()
+            server, tool = body["server"], body["tool"]
+            if not isinstance(server, str) or not isinstance(tool, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return web.json_response(
+                {"error": 'expected a JSON object {"server": "...", "tool": "..."}'}, status=400
+            )
+        if not self.config.exchange.pins.accept(server, tool):
+            return web.json_response(
+                {"error": f"no pin for tool '{tool}' of server '{server}'"}, status=404
+            )
+        log.info("mcp pin accepted: server %s tool %s", server, tool)
+        return web.json_response({"accepted": {"server": server, "tool": tool}})
 
     async def drain(self) -> None:
         """Stop taking new work at once; let in-flight streams finish within the grace.

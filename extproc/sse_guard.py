@@ -56,9 +56,11 @@ from extproc.llm.base import (
 )
 from extproc.llm.response_facts import ResponseFacts
 from extproc.llm.strings import Found, StructureError, check_structural, shown_key, sweep
+from extproc.llm_tools import TOOLS_SCANNER, forbidden_call
 from extproc.scan_plan import ScanPlan
 from extproc.scanner import Finding
 from extproc.sse import SseError, SseEvent, SseParser, serialize
+from mesh.mcp_policy import ToolRules
 from mesh.verdicts import Action
 
 # An upstream that invents thousands of choices or blocks would otherwise cost a
@@ -103,6 +105,9 @@ class SseGuard:
     failure: str | None = None  # why the stream was ended by Weir, if it was
     events: int = 0
     saw_terminal: bool = False  # the provider's end-of-stream event was read (and released)
+    # The workload's `tools` (mesh.mcp_policy): a streamed call of another tool is blocked
+    # at the event that names it, before any byte of its arguments.
+    tools: ToolRules | None = None
 
     def __post_init__(self) -> None:
         self._parser = SseParser(max_event_bytes=self.max_event_bytes)
@@ -199,6 +204,18 @@ class SseGuard:
                 if run:
                     out.append(self._merged(run))
                 out.append(self._error_events())
+                break
+            forbidden = None if self.tools is None else forbidden_call(view.payload, self.tools)
+            if forbidden is not None:
+                if run:
+                    out.append(self._merged(run))
+                if not self._ended:
+                    self.blocked_by = FindingRecord(
+                        "response", "tool_calls", TOOLS_SCANNER, forbidden, Action.BLOCK,
+                        0, len(forbidden), match_hash(forbidden),
+                    )
+                    self._ended = True
+                    out.append(self._error_events())
                 break
             if self._first is None:
                 self._first = view
@@ -485,6 +502,14 @@ class SseGuard:
                 self.provider, str(self.failure), first=self._first, last=self._last
             )
         rule = self.blocked_by
+        if rule.scanner == TOOLS_SCANNER:
+            events = self.provider.error_events(
+                f"weir: tool call blocked by policy: tool '{rule.rule}' is not in the "
+                "workload's tools",
+                "weir_tool_blocked",
+                first=self._first, last=self._last, kind=ErrorKind.PERMISSION_DENIED,
+            )
+            return b"".join(serialize(e) for e in events)
         events = self.provider.error_events(
             f"weir: response blocked by policy: rule '{rule.rule}' ({rule.scanner}) "
             "matched in the model output",

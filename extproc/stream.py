@@ -88,6 +88,9 @@ from extproc.llm.base import (
 )
 from extproc.llm.response_facts import ResponseFacts
 from extproc.llm.strings import StructureError
+from extproc.llm_tools import forbidden_call, forbidden_tool
+from extproc.mcp.exchange import McpHooks
+from extproc.mcp.pins import MemoryPinStore, PinStore
 from extproc.request_path import normalise_path
 from extproc.scan_plan import PolicyPlans, ScanPlan, compile_plans
 from extproc.shared_store import Charge
@@ -111,6 +114,7 @@ from mesh.identity import (
     unauthenticated_hint,
 )
 from mesh.jwt import KeyLookup, LoadedKeys, VerifiedToken
+from mesh.mcp_policy import ToolRules
 from mesh.policy import ALLOW, Decision, Policy, WorkloadRule
 from mesh.verdicts import Verdict
 
@@ -143,6 +147,7 @@ class _Request(Enum):
     SNIFFING_BODY = auto()  # path unrecognised: is the body an LLM call? headers withheld
     OVERSIZE_BODY = auto()  # a JSON body past the sniff limit: flows, judged as it closes
     PASSTHROUGH_BODY = auto()  # not an LLM call, identity allowed: chunks flow
+    MCP_BODY = auto()  # an MCP message (extproc.mcp): held whole, judged, headers withheld
     DONE = auto()
 
 
@@ -152,6 +157,8 @@ class _Response(Enum):
     GUARDING_STREAM = auto()  # an SSE token stream through the SseGuard
     BUFFERING_BODY = auto()  # a JSON response, judged whole; headers withheld
     ENDED_BY_WEIR = auto()  # blocked mid-stream: the client's response is over
+    MCP_JSON = auto()  # an MCP answer in one JSON message: judged whole, headers withheld
+    MCP_STREAM = auto()  # an MCP answer as SSE: each message judged whole before release
     DONE = auto()
 
 
@@ -159,6 +166,8 @@ class _Response(Enum):
 class ExchangeConfig:
     max_request_body: int = DEFAULT_MAX_REQUEST_BODY
     max_response_body: int = DEFAULT_MAX_RESPONSE_BODY
+    # MCP tool pins (extproc.mcp.pins), shared by every exchange of the process.
+    pins: PinStore = field(default_factory=MemoryPinStore)
 
 
 @dataclass(slots=True)
@@ -195,6 +204,10 @@ class ExchangeRecord:
     output_tokens: int | None = None
     findings: list[FindingRecord] = field(default_factory=list)
     held_bytes_max: int = 0
+    # An MCP call (extproc.mcp): the server (its authority), the method and the tool.
+    mcp_server: str | None = None
+    mcp_method: str | None = None
+    tool_name: str | None = None
     # What the answer says of itself, for telemetry: never content (extproc.llm.response_facts).
     response_model: str | None = None
     finish_reasons: list[str] = field(default_factory=list)
@@ -204,7 +217,7 @@ class ExchangeRecord:
     started: float = field(default_factory=time.monotonic)
 
 
-class Exchange:
+class Exchange(McpHooks):
     """The state of one ext_proc stream (one HTTP request and its response)."""
 
     def __init__(
@@ -250,6 +263,7 @@ class Exchange:
         self._budget_settled = False
         self.budget_ask: Charge | None = None
         self._error_reply = False  # a non-2xx reply, scanned whole (response rules apply)
+        self._init_mcp()
         self.record = ExchangeRecord(policy_digest=policy.digest)
 
     @property
@@ -304,9 +318,9 @@ class Exchange:
         """
         if self._closed:
             return []
-        if self._request in (_Request.BUFFERING_BODY, _Request.SNIFFING_BODY) or (
-            self._response is _Response.BUFFERING_BODY
-        ):
+        if self._request in (
+            _Request.BUFFERING_BODY, _Request.SNIFFING_BODY, _Request.MCP_BODY
+        ) or self._response in (_Response.BUFFERING_BODY, _Response.MCP_JSON):
             return [self._refuse(ErrorKind.UNAVAILABLE, reason)]
         if self._response is _Response.GUARDING_STREAM:
             guard = self._guard
@@ -315,6 +329,8 @@ class Exchange:
             self._response = _Response.ENDED_BY_WEIR
             self._close_guard(guard)
             return [StreamBody(RESPONSE, out, True)]
+        if self._response is _Response.MCP_STREAM:
+            return self._mcp_terminate(reason)
         meter = self._meter
         if self._response is _Response.STREAMING_BODY and meter is not None and meter.event_stream:
             assert self._provider is not None
@@ -365,6 +381,8 @@ class Exchange:
         self._provider = provider_for(method, path, ai_host=record.ai_host)
         record.provider = self._provider.name if self._provider else None
         record.recognised_by = "path" if self._provider else None
+        if self._provider is None and self._mcp_path(method, path):
+            self._start_mcp(decision.workload, "path")
 
         refused = self._caller_refusal(identity, credentials, decision.workload)
         if refused is not None:
@@ -374,6 +392,8 @@ class Exchange:
             return [self._refuse(ErrorKind.PERMISSION_DENIED, decision.reason + hint)]
         self._strip = token_headers_to_strip(self._policy)
 
+        if self._mcp is not None:
+            return self._mcp_request_headers(event)
         if self._provider is None:
             return self._unrecognised_path(event)
         refused = self.govern_llm_destination(decision.workload, self._provider)
@@ -405,6 +425,8 @@ class Exchange:
             return self._sniffing_chunk(event.chunk, event.end_of_stream)
         if self._request is _Request.OVERSIZE_BODY:
             return self._oversize_chunk(event.chunk, event.end_of_stream)
+        if self._request is _Request.MCP_BODY:
+            return self._mcp_request_chunk(event.chunk, event.end_of_stream)
         if self._request is not _Request.BUFFERING_BODY:
             raise ProtocolError(f"request body in state {self._request.name}")
 
@@ -432,6 +454,11 @@ class Exchange:
                 actions = self._oversize_chunk(b"", end_of_stream=False, final=True)
             if not self._closed:
                 self._request = _Request.DONE
+                actions.append(ContinueTrailers(REQUEST))
+            return actions
+        if self._request is _Request.MCP_BODY:
+            actions = self._mcp_request_chunk(b"", end_of_stream=False, final=True)
+            if not self._closed:
                 actions.append(ContinueTrailers(REQUEST))
             return actions
         if self._request is _Request.BUFFERING_BODY:
@@ -496,6 +523,9 @@ class Exchange:
         if not ended:
             return []
         body = bytes(self._body)
+        # An MCP message (JSON-RPC 2.0 with an MCP method) on any path is judged as one.
+        if self._mcp_sniffed(body):
+            return self._mcp_request_chunk(b"", end_of_stream, final=not end_of_stream)
         shape = sniff(body, self._request_headers)
         if shape is None:
             return self._not_an_llm_call(end_of_stream, body)
@@ -679,6 +709,11 @@ class Exchange:
             return [self._refuse(ErrorKind.PERMISSION_DENIED, decision.reason)]
 
         workload = decision.workload
+        # The tools it offers the model obey the workload's `tools` (extproc.llm_tools).
+        if workload is not None and workload.tool_rules.tools is not None:
+            forbidden = forbidden_tool(document, workload.name, workload.tool_rules)
+            if forbidden is not None and self._refuse_or_audit(forbidden):
+                return [self._refuse(ErrorKind.PERMISSION_DENIED, forbidden)]
         request_plan = self._plans.request(workload)
         self._response_plan = self._plans.response(workload)
         headers = ContinueHeaders(
@@ -720,6 +755,8 @@ class Exchange:
         if event.end_of_stream:
             self._response = _Response.DONE
             return [ContinueHeaders(RESPONSE)]
+        if self._mcp is not None:
+            return self._mcp_response_headers(event)
         encoding = header_value(event.headers, "content-encoding")
         content_type = (header_value(event.headers, "content-type") or "").lower()
         answered = 200 <= (self.record.status or 0) < 300
@@ -744,7 +781,7 @@ class Exchange:
         if encoding not in (None, "", "identity"):
             unscannable = f"the upstream response is compressed ({encoding}) and cannot be scanned"
         elif "text/event-stream" in content_type:
-            self._guard = SseGuard(self._provider, plan)
+            self._guard = SseGuard(self._provider, plan, tools=self._tool_rules())
             self._response = _Response.GUARDING_STREAM
             return [ContinueHeaders(RESPONSE, remove_headers=("content-length",))]
         elif "json" in content_type or (self._error_reply and encoding in (None, "", "identity")):
@@ -760,6 +797,14 @@ class Exchange:
             return [ContinueHeaders(RESPONSE)]
         return [self._refuse(ErrorKind.UNAVAILABLE, unscannable)]
 
+    def _tool_rules(self) -> ToolRules | None:
+        """The workload's `tools`, when it restricts them (streamed tool calls obey it)."""
+        decision = self._header_decision
+        workload = decision.workload if decision is not None else None
+        if workload is None or workload.tool_rules.tools is None:
+            return None
+        return workload.tool_rules
+
     def _response_body_event(self, event: BodyEvent) -> list[Action]:
         if self._response is _Response.DONE and event.end_of_stream and not event.chunk:
             # Envoy issue 46237: a duplicate, empty end-of-stream chunk after bodies of
@@ -768,6 +813,8 @@ class Exchange:
         self.record.response_bytes += len(event.chunk)
         if self._response is _Response.ENDED_BY_WEIR:
             return []  # what the upstream still sends after a block goes nowhere
+        if self._response in (_Response.MCP_JSON, _Response.MCP_STREAM):
+            return self._mcp_response_chunk(event.chunk, event.end_of_stream)
         if self._response is _Response.STREAMING_BODY:
             meter = self._meter
             if meter is not None:
@@ -796,6 +843,11 @@ class Exchange:
     def _response_trailers_event(self, event: TrailersEvent) -> list[Action]:
         if self._response is _Response.ENDED_BY_WEIR:
             return []
+        if self._response in (_Response.MCP_JSON, _Response.MCP_STREAM):
+            actions = self._mcp_response_chunk(b"", end_of_stream=False, final=True)
+            if not self._closed and self._response is not _Response.ENDED_BY_WEIR:
+                actions.append(ContinueTrailers(RESPONSE))
+            return actions
         if self._response is _Response.STREAMING_BODY:
             self._end_streaming_body()
             return [ContinueTrailers(RESPONSE)]
@@ -866,6 +918,15 @@ class Exchange:
                 return self._judge_error_reply(body, plan, end_of_stream=end_of_stream)
             document = parse_response_body(body)
             self._record_usage(self._provider.usage(document))
+            tools = self._tool_rules()
+            called = None if tools is None else forbidden_call(document, tools)
+            if called is not None:
+                return [self._refuse(
+                    ErrorKind.PERMISSION_DENIED,
+                    f"response blocked by policy: it calls tool '{called}', "
+                    "which is not in the workload's tools",
+                    verdict=Verdict.BLOCK,
+                )]
             facts = ResponseFacts()
             facts.observe(document)
             self._record_facts(facts)
@@ -1167,7 +1228,10 @@ class Exchange:
         self.record.status = kind.status
         return Respond(
             status=kind.status,
-            body=error_format.error_body(kind, f"weir: {message}"),
+            # An MCP client reads a JSON-RPC error; an LLM SDK its provider's shape.
+            body=self._mcp_error_body(kind, f"weir: {message}")
+            if self._mcp is not None
+            else error_format.error_body(kind, f"weir: {message}"),
             headers=(
                 ("content-type", "application/json"),
                 ("x-weir-verdict", self.record.verdict),

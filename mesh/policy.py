@@ -45,6 +45,13 @@ from mesh.destinations import (
 )
 from mesh.end_user import UserPattern, parse_user_pattern, user_pattern_problem
 from mesh.identity import JWT_SVID, UNAUTHENTICATED, XFCC
+from mesh.mcp_policy import (
+    DEFAULT_MCP_PATHS,
+    DEFAULT_PINNING,
+    ToolRules,
+    mcp_path_problem,
+    tool_glob_problem,
+)
 from mesh.spiffe import SpiffeIdError, check_trust_domain, parse_spiffe_id
 from mesh.token_config import (
     JwtDoc,
@@ -139,6 +146,8 @@ class WorkloadRule:
     destinations: Destinations = field(default_factory=Destinations)
     # What happens to a call to a known AI host whose API Weir does not recognise.
     unknown_apis: str = DENY
+    # `tools` and the `mcp` section (mesh.mcp_policy): MCP tool calls and tool results.
+    tool_rules: ToolRules = field(default_factory=ToolRules)
     # How many tokens it may spend per window (`mesh.budget_policy`); None: unmetered.
     budget: Budget | None = None
     _match_res: tuple[re.Pattern[str], ...] = field(
@@ -207,6 +216,8 @@ class Policy:
     svid_tokens: SvidTokens | None = None  # the `jwtSvid` section: the jwt-svid source
     # Known AI provider hosts: the built-in list plus the document's `aiHosts` globs.
     ai_hosts: AiHosts = field(default_factory=AiHosts)
+    # The paths MCP clients POST to (`mcpPaths`); matched on their normal forms.
+    mcp_paths: tuple[str, ...] = DEFAULT_MCP_PATHS
     # What a budgeted call does while the budget store is unreachable.
     budget_store: BudgetStoreRule = field(default_factory=BudgetStoreRule)
 
@@ -280,6 +291,12 @@ class _ScanRuleDoc(_Strict):
     terms: list[str] | None = None
 
 
+class _McpDoc(_Strict):
+    request: list[_ScanRuleDoc] = Field(default_factory=list)
+    response: list[_ScanRuleDoc] = Field(default_factory=list)
+    pinning: Literal["enforce", "audit", "off"] = "audit"  # mcp_policy.DEFAULT_PINNING
+
+
 class _WorkloadDoc(_Strict):
     name: str
     match: list[str]
@@ -291,6 +308,8 @@ class _WorkloadDoc(_Strict):
     providers: list[str] | None = None
     upstreams: list[str] | None = None
     unknown_apis: Literal["allow", "deny"] = Field(default="deny", alias="unknownApis")
+    tools: list[str] | None = None
+    mcp: _McpDoc | None = None
     budget: BudgetDoc | None = None
 
 
@@ -318,6 +337,7 @@ class _PolicyDoc(_Strict):
     ai_hosts: list[str] = Field(default_factory=list, alias="aiHosts")
     budget_store: BudgetStoreDoc | None = Field(default=None, alias="budgetStore")
     workloads: list[_WorkloadDoc] = Field(default_factory=list)
+    mcp_paths: list[str] = Field(default_factory=lambda: list(DEFAULT_MCP_PATHS), alias="mcpPaths")
 
 
 # --- loading -----------------------------------------------------------------
@@ -620,7 +640,11 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
             for j, model in enumerate(w.models):
                 if not model:
                     fail(f"{here}.models[{j}]", "must not be empty")
-        for direction, rules in (("request", w.request), ("response", w.response)):
+        mcp = w.mcp
+        sections = [("request", w.request), ("response", w.response)]
+        if mcp is not None:
+            sections += [("mcp.request", mcp.request), ("mcp.response", mcp.response)]
+        for direction, rules in sections:
             for j, rule in enumerate(rules):
                 if any(r.scanner == rule.scanner for r in rules[:j]):
                     fail(
@@ -633,6 +657,9 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
         users = attempt(lambda w=w, here=here: _users(w, here, have_tokens, fail), None)
         destinations = attempt(
             lambda w=w, here=here: _destinations(w, here, fail), Destinations()
+        )
+        tool_rules = attempt(
+            lambda w=w, here=here: _tool_rules(w, here, fail), ToolRules()
         )
         budget = attempt(
             lambda w=w, here=here: build_budget(w.budget, here, have_tokens, fail), None
@@ -652,9 +679,16 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
                 require_user=w.require_user,
                 destinations=destinations,
                 unknown_apis=w.unknown_apis,
+                tool_rules=tool_rules,
                 budget=budget,
             )
         )
+    for i, mcp_path in enumerate(doc.mcp_paths):
+        problem = mcp_path_problem(mcp_path)
+        if problem:
+            fail(f"mcpPaths[{i}]", problem)
+    if not doc.mcp_paths:
+        fail("mcpPaths", "must list at least one path; omit the key for /mcp")
 
     if problems:
         raise PolicyProblems(problems) if len(problems) > 1 else problems[0]
@@ -671,6 +705,28 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
         svid_tokens=svid_tokens,
         ai_hosts=AiHosts(tuple(doc.ai_hosts)),
         budget_store=build_budget_store(doc.budget_store),
+        mcp_paths=tuple(doc.mcp_paths),
+    )
+
+
+def _scan_rules(docs: list[_ScanRuleDoc]) -> tuple[ScanRule, ...]:
+    return tuple(ScanRule(r.scanner, Action(r.action), tuple(r.terms or ())) for r in docs)
+
+
+def _tool_rules(w: _WorkloadDoc, here: str, fail: Any) -> ToolRules:
+    if w.tools is not None:
+        if not w.tools:
+            raise fail(f"{here}.tools", "must not be empty; omit the key to allow any tool")
+        for j, pattern in enumerate(w.tools):
+            problem = tool_glob_problem(pattern)
+            if problem:
+                raise fail(f"{here}.tools[{j}]", problem)
+    mcp = w.mcp
+    return ToolRules(
+        tools=None if w.tools is None else tuple(w.tools),
+        request=_scan_rules(mcp.request) if mcp else (),
+        response=_scan_rules(mcp.response) if mcp else (),
+        pinning=mcp.pinning if mcp else DEFAULT_PINNING,
     )
 
 

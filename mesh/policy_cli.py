@@ -23,6 +23,7 @@ from typing import TextIO
 from mesh.end_user import decide_user
 from mesh.identity import SOURCE_NEEDS, UNAUTHENTICATED, IdentityInputs, resolve_identity
 from mesh.jwt import VerifiedToken
+from mesh.mcp_policy import decide_tool
 from mesh.policy import (
     MAX_POLICY_BYTES,
     Policy,
@@ -112,6 +113,7 @@ def explain(
     err: TextIO,
     inputs: IdentityInputs | None = None,
     user_claims: str | None = None,
+    tool: str | None = None,
 ) -> int:
     """Print which rule decides ``identity`` (and ``model``) and what it allows.
 
@@ -191,6 +193,15 @@ def explain(
             user_line += f": {verdict_for_user.reason}"
             if not verdict_for_user.allowed:
                 allowed, reason = False, verdict_for_user.reason
+    tool_line = None
+    if tool is not None:
+        # An MCP tools/call (or an LLM tool definition) naming `tool`: the workload's `tools`.
+        by_tool = decide_tool(
+            workload.name if workload else None, workload.tool_rules if workload else None, tool
+        )
+        tool_line = f"{tool}: {by_tool.reason}"
+        if allowed and not by_tool.allowed:
+            allowed, reason = False, by_tool.reason
     lines = [
         f"policy:    {policy.source} (digest {policy.digest})",
         f"identity:  {identity}",
@@ -204,6 +215,8 @@ def explain(
     lines.append(f"model:     {model if model is not None else '(not given)'}")
     if user_line is not None:
         lines.append(f"user:      {user_line}")
+    if tool_line is not None:
+        lines.append(f"tool:      {tool_line}")
     verdict = "ALLOWED" if allowed else "DENIED"
     lines.append(f"decision:  {verdict}: {reason}")
     if workload is not None:
@@ -245,6 +258,10 @@ def _workload_lines(workload: WorkloadRule) -> list[str]:
         users = "any" if workload.users is None else ", ".join(str(u) for u in workload.users)
         required = " (required)" if workload.require_user else ""
         lines.append(f"users:     {users}{required}")
+    tool_rules = workload.tool_rules
+    tools = "any" if tool_rules.tools is None else ", ".join(tool_rules.tools)
+    lines.append(f"tools:     {tools} (mcp request: {_rules(tool_rules.request)}; "
+                 f"response: {_rules(tool_rules.response)}; pinning {tool_rules.pinning})")
     where = workload.destinations
     if where.providers is not None:
         lines.append(f"providers: {', '.join(where.providers)}")

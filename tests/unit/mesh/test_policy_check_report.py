@@ -40,13 +40,13 @@ def test_every_problem_is_reported_in_file_order_with_its_yaml_line(tmp_path: Pa
         "allow, deny) (YAML read an unquoted value as a boolean; quote it)",
         "policy.yaml:3: mdoe: unknown key 'mdoe'; did you mean 'mode'? (allowed here: "
         "trustDomain, defaultAction, mode, identitySources, xfcc, jwt, jwtSvid, aiHosts, "
-        "budgetStore, workloads)",
+        "budgetStore, workloads, mcpPaths)",
         "policy.yaml:4: identitySources[0]: the string 'peer-certficate' is not allowed; "
         "did you mean 'peer-certificate'? (expected one of: peer-certificate, node-metadata, xfcc, "
         "jwt-svid)",
         "policy.yaml:8: workloads[0].respons: unknown key 'respons'; did you mean 'response'? "
         "(allowed here: name, match, models, request, response, users, requireUser, providers, "
-        "upstreams, unknownApis, budget)",
+        "upstreams, unknownApis, tools, mcp, budget)",
         "policy.yaml:9: workloads[0].request[0].scanner: the string 'secret' is not allowed; "
         "did you mean 'secrets'? (expected one of: secrets, pii, prompt-injection, exfiltration, "
         "deny-list)",
