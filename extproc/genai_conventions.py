@@ -30,6 +30,7 @@ OPERATIONS: Mapping[str, tuple[str, str]] = {
     "openai.responses": ("chat", "openai"),
     "anthropic.messages": ("chat", "anthropic"),
 }
+MCP_PROVIDER = "mcp"
 # Verdicts that mean the caller did not get what it asked for.
 FAILED_VERDICTS = frozenset({"deny", "block", "error"})
 FINDING_EVENT = "weir.finding"
@@ -90,24 +91,28 @@ def sample_of(
     first_chunk_s: float | None = None,
     trace: TraceContext | None = None,
 ) -> CallSample | None:
-    """The sample of an LLM call; None for traffic Weir did not read as one."""
-    if record.provider is None:
+    """The sample of an LLM or MCP call; None for traffic Weir did not read as either."""
+    mcp_method = record.mcp_method
+    if record.provider is None and mcp_method is None:
         return None
-    operation, provider = OPERATIONS.get(record.provider, ("chat", record.provider))
-    # Fields other lanes add to the record (MCP calls, response metadata) are read when present.
-    finish = getattr(record, "finish_reasons", None) or ()
-    mcp_method = getattr(record, "mcp_method", None)
-    if mcp_method == "tools/call":
-        operation = "execute_tool"  # the conventions' operation for an MCP tool call
+    if mcp_method is not None:
+        # An MCP message: the conventions name a tool call `execute_tool`; other methods
+        # (tools/list, initialize ...) by their own name.
+        operation = "execute_tool" if mcp_method == "tools/call" else mcp_method
+        provider = MCP_PROVIDER
+    else:
+        assert record.provider is not None
+        operation, provider = OPERATIONS.get(record.provider, ("chat", record.provider))
+    finish = record.finish_reasons
     return CallSample(
         operation=operation,
         provider=provider,
-        adapter=record.provider,
+        adapter=record.provider or MCP_PROVIDER,
         principal=record.principal,
         identity_source=record.identity_source,
         workload=record.workload,
         request_model=record.model,
-        response_model=getattr(record, "response_model", None),
+        response_model=record.response_model,
         finish_reasons=tuple(str(reason) for reason in finish),
         stream=record.stream,
         verdict=str(record.verdict),
@@ -121,7 +126,7 @@ def sample_of(
         duration_s=duration_s,
         first_chunk_s=first_chunk_s if record.stream else None,
         mcp_method=mcp_method,
-        tool_name=getattr(record, "tool_name", None),
+        tool_name=record.tool_name,
     )
 
 
@@ -169,6 +174,9 @@ def span_attributes(sample: CallSample) -> dict[str, AttributeValue]:
         "weir.findings": len(sample.findings) or None,
     }
     attributes.update({key: value for key, value in optional.items() if value is not None})
+    if sample.mcp_method is not None:
+        # An MCP tool server is no GenAI provider; the conventions name it by mcp.* alone.
+        del attributes["gen_ai.provider.name"]
     return attributes
 
 
