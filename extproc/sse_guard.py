@@ -222,7 +222,10 @@ class SseGuard:
             self._last = view
             if view.usage is not None:
                 self.usage = self.usage.merged(view.usage)
-            self.facts.observe(view.payload)
+            if not view.mergeable or view is self._first:
+                # A plain token chunk says nothing new of the model or why it stopped:
+                # the first event and the boundary events (finish, usage, stop) do.
+                self.facts.observe(view.payload)
             if view.terminal:
                 self.saw_terminal = True
             if view.mergeable and not fields and not logprobs:
