@@ -411,6 +411,7 @@ class LoadResult:
     # CPU the whole machine spent outside the bench's own processes (other work running
     # at the same time), in cores over the run: a noisy neighbour shows here.
     foreign_cores: float = 0.0
+    wall_s: float = 0.0  # the accounted window, k6's start-up and graceful stop included
     rss_kib: int = 0
     hwm_kib: int = 0
     deny_terms: int = 0  # custom deny-list terms in Weir's policy for this run
@@ -445,7 +446,8 @@ def accounted(rig: Rig, result: LoadResult) -> Iterator[None]:
     result.cpu_upstream_s = after["upstream"] - before["upstream"]
     ours = (result.cpu_envoy_s + result.cpu_processor_s + result.cpu_upstream_s
             + result.cpu_client_s + own)
-    result.foreign_cores = max(0.0, busy - ours) / max(1e-9, time.monotonic() - wall_before)
+    result.wall_s = time.monotonic() - wall_before
+    result.foreign_cores = max(0.0, busy - ours) / max(1e-9, result.wall_s)
     result.rss_kib = memory_kib(pids_after["processor"], "VmRSS")
     result.hwm_kib = memory_kib(pids_after["processor"], "VmHWM")
 
@@ -967,6 +969,13 @@ def disturbance_notes(results: Results) -> list[str]:
     return notes
 
 
+def busy_cores(result: LoadResult) -> float:
+    """Cores in use over a run: the bench's processes (client included) and any other work."""
+    ours = (result.cpu_envoy_s + result.cpu_processor_s + result.cpu_upstream_s
+            + result.cpu_client_s)
+    return ours / (result.wall_s or result.duration_s) + result.foreign_cores
+
+
 def ratios(results: Results) -> dict[str, float]:
     m, g = results.main, results.gaps
     out: dict[str, float] = {}
@@ -1359,7 +1368,16 @@ def message_time_section(results: Results) -> str:
         "bodies and trailers, both ways): unpaced, under k6, Envoy hands the processor "
         f"several of a stream's {s.events} events per message, and a slower processor gets "
         "fewer, larger messages, so a message's time grows with the events it carries; "
-        "paced one event per write (the inter-token run), a message is about one event.")
+        "paced one event per write (the inter-token run), a message is about one event. "
+        "The time is wall time (`perf_counter`): on a machine with every core busy, a "
+        "message that loses its core mid-way waits for the scheduler (a step near 4 ms, one "
+        "time slice), which the p99 of a saturated run shows.")
+    main = results.main.get("weir")
+    if main is not None and (main.wall_s or main.duration_s):
+        busy = busy_cores(main)
+        add("")
+        add(f"During the main Weir run the machine had {busy:.2f} of {os.cpu_count()} cores "
+            f"busy ({main.foreign_cores:.2f} of them other work than the bench's).")
     add("")
     return "\n".join(lines)
 
