@@ -297,3 +297,10 @@ def test_the_profile_summary_has_modules_and_a_quotable_paragraph() -> None:
     assert "scanner (extproc/scanner) 75 %" in summary["quote"]
     assert "feed (extproc/scanner/stream.py) 75 %" in summary["quote"]
     assert run_bench.profile_quote({"samples": 0}) == "No samples."
+
+
+def test_busy_cores_count_the_bench_and_the_other_work_over_the_window() -> None:
+    result = run_bench.LoadResult("k6", "weir", 32, 100, None, 5.0, cpu_envoy_s=1.0,
+                                  cpu_processor_s=4.0, cpu_upstream_s=2.0, cpu_client_s=1.0,
+                                  foreign_cores=0.25, wall_s=8.0)
+    assert run_bench.busy_cores(result) == pytest.approx(1.25)
