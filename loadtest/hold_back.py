@@ -23,10 +23,23 @@ whatever the guard releases on that write goes out at ``k × interval``:
   adds to each token (a constant shift of the stream, which the gaps do not
   see; it shows in the time to first event).
 
-`predicted_gaps` adds, to the replayed gaps, the difference of two per-message
-times drawn from a measured message-time histogram: the gaps the client would
-see if processing cost only its own time (no queueing, no transport). The
-bench compares it with what it measured.
+The replayed gaps have no noise; the measured ones do (the client, the
+upstream's timer, Envoy). Subtracting a quantile of one from a quantile of
+the other is not sound: at p99 the measured reference gap is one interval
+plus its worst jitter, while the guarded p99 falls on a held gap plus
+ordinary jitter. So `with_jitter` puts the reference's measured jitter onto
+the replayed gaps (every replayed gap with every measured reference gap, the
+exact convolution of the two distributions): the gaps Envoy alone would have
+delivered had it held text back exactly as the guard does. The bench then
+splits the measured added delay at a quantile q by telescoping:
+
+- hold-back part: ``Q_q(with_jitter) - Q_q(reference, measured)``;
+- processing part: ``Q_q(guarded, measured) - Q_q(with_jitter)``;
+
+and the two add up to the measured added delay. `predicted_gaps` adds the
+difference of two per-message times drawn from a measured message-time
+histogram: the check of what processing would add if it cost only its own
+time (no queueing, no transport).
 """
 
 from __future__ import annotations
@@ -146,8 +159,27 @@ def quantile(values: Sequence[float], q: float) -> float:
 
 
 def hold_back_part(guarded: Replay, reference: Replay, q: float) -> float:
-    """The hold-back part of the added inter-token delay at percentile ``q``, in ms."""
+    """The replayed schedule alone, without noise: ``Q_q`` of the guarded gaps minus the
+    reference's, in ms."""
     return quantile(guarded.gaps_ms, q) - quantile(reference.gaps_ms, q)
+
+
+def with_jitter(
+    gaps_ms: Sequence[float], measured_reference_ms: Sequence[float], interval_ms: float,
+) -> list[float]:
+    """Every replayed gap plus every measured reference gap's jitter (``gap - interval``).
+
+    A gap of 0 (two events released by the same write, read together) stays 0; no
+    gap goes below 0. Empty when either side is.
+    """
+    jitter = [r - interval_ms for r in measured_reference_ms]
+    out: list[float] = []
+    for gap in gaps_ms:
+        if gap == 0:
+            out.extend([0.0] * len(jitter))
+        else:
+            out.extend(max(0.0, gap + j) for j in jitter)
+    return out
 
 
 def predicted_gaps(

@@ -29,11 +29,12 @@ certificate:
   part, computed exactly by replaying the stream the fake upstream sends in that
   run through an in-process ``SseGuard`` with the full policy's response plan
   (:mod:`loadtest.hold_back`: what it releases on upstream write k goes out at
-  k × interval, with zero processing time; the client's gap measure applied to
-  that output, minus the same through a processor that releases every write at
-  once), and the *processing* part, the measured added delay minus the
-  hold-back part at the same quantile, so the two add up to the measurement by
-  construction. The check: the replayed gaps with every event late by an
+  k × interval, with zero processing time, and the client's gap measure is
+  applied to that output; those gaps, given the jitter measured through Envoy
+  alone, are what Envoy would deliver had it held text back as the guard does:
+  hold-back part = that quantile minus Envoy's, processing part = Weir's
+  measured quantile minus that, so the two add up to the measured added delay
+  by telescoping). The check: the same gaps with every event late by an
   independent draw from Weir's message-time histogram of that very run; a
   processing part well above it is queueing and the gRPC hop. Per released
   text byte, the hold-back (upstream writes it waited × interval) is reported too;
@@ -87,7 +88,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtest.hold_back import Identity, Replay, chunk_text, hold_back_part, predicted_gaps, replay
+from loadtest.hold_back import (
+    Identity,
+    Replay,
+    chunk_text,
+    hold_back_part,
+    predicted_gaps,
+    replay,
+    with_jitter,
+)
 from loadtest.message_time import MessageTime, message_time
 from loadtest.targets import target_table
 
@@ -1007,31 +1016,47 @@ def ratios(results: Results) -> dict[str, float]:
     return out
 
 
+# The check's Monte Carlo draws at most this many gaps (bounded time, fixed seed).
+_PREDICTION_SAMPLES = 100_000
+
+
 def delay_split(results: Results) -> dict[str, float]:
     """The added inter-token delay through Weir in two parts, at p50 and p99 (ms).
 
-    ``hold_back_{q}``: exact, from the replay (:mod:`loadtest.hold_back`).
-    ``processing_{q}``: the measured added delay minus the hold-back part.
-    ``predicted_added_{q}``: the check: the replayed gaps with each event late by an
-    independent draw of Weir's message time in the inter-token run, minus the
-    reference's quantile: what processing would add if it cost only its own time.
+    With H the replayed gaps through the guard (:mod:`loadtest.hold_back`), E and W
+    the gaps measured through Envoy alone and through Weir, and H+E the replayed
+    gaps with E's jitter (`with_jitter`: what Envoy alone would deliver had it held
+    text back exactly as the guard does):
+
+    - ``itl_schedule_p{q}_ms``: ``Q_q(H) - interval``, the hold-back without noise;
+    - ``itl_hold_back_p{q}_ms``: ``Q_q(H+E) - Q_q(E)``;
+    - ``itl_processing_p{q}_ms``: ``Q_q(W) - Q_q(H+E)``; the two add up to the
+      measured ``Q_q(W) - Q_q(E)``;
+    - ``itl_predicted_processing_p{q}_ms``: the check: H+E with every event late by
+      an independent draw of Weir's message time in the inter-token run, minus
+      ``Q_q(H+E)``: what processing would add if it cost only its own time.
     """
     out: dict[str, float] = {}
     hb, g = results.hold_back, results.gaps
     if "weir" not in hb or "reference" not in hb:
         return out
-    timed = results.message_time.get("weir_itl")
-    predicted = (predicted_gaps(hb["weir"].gaps_ms, timed.buckets)
-                 if timed is not None else None)
+    interval = hb["weir"].interval_ms
     for q in (50, 99):
-        part = hold_back_part(hb["weir"], hb["reference"], q)
-        out[f"itl_hold_back_p{q}_ms"] = part
-        if "weir" in g and "envoy" in g:
-            added = percentile(g["weir"].gaps_ms, q) - percentile(g["envoy"].gaps_ms, q)
-            out[f"itl_processing_p{q}_ms"] = added - part
-        if predicted is not None:
-            out[f"itl_predicted_added_p{q}_ms"] = (
-                percentile(predicted, q) - percentile(hb["reference"].gaps_ms, q))
+        out[f"itl_schedule_p{q}_ms"] = hold_back_part(hb["weir"], hb["reference"], q)
+    if "weir" in g and "envoy" in g and g["envoy"].gaps_ms:
+        jittered = with_jitter(hb["weir"].gaps_ms, g["envoy"].gaps_ms, interval)
+        timed = results.message_time.get("weir_itl")
+        predicted = None
+        if timed is not None:
+            stride = max(1, len(jittered) // _PREDICTION_SAMPLES)
+            predicted = predicted_gaps(jittered[::stride], timed.buckets)
+        for q in (50, 99):
+            base = percentile(jittered, q)
+            out[f"itl_hold_back_p{q}_ms"] = base - percentile(g["envoy"].gaps_ms, q)
+            out[f"itl_processing_p{q}_ms"] = percentile(g["weir"].gaps_ms, q) - base
+            if predicted is not None:
+                out[f"itl_predicted_processing_p{q}_ms"] = (
+                    percentile(predicted, q) - percentile(jittered[::stride], q))
     delays = hb["weir"].byte_delays_ms
     if delays:
         out["hold_back_per_byte_mean_ms"] = sum(delays) / len(delays)
@@ -1394,15 +1419,18 @@ def delay_split_section(results: Results) -> str:
         add("")
         return "\n".join(lines)
     split = delay_split(results)
-    add("| quantile | added, measured (Weir − Envoy) | hold-back part (replay, exact) "
-        "| processing part (the rest) | check: predicted from message time alone |")
-    add("|---|---|---|---|---|")
+    nan = float("nan")
+    add("| quantile | added, measured (Weir − Envoy) | hold-back part | processing part "
+        "| check: processing predicted from message time alone "
+        "| the hold-back schedule alone (replay, no noise) |")
+    add("|---|---|---|---|---|---|")
     for q in (50, 99):
-        measured = (split.get(f"itl_processing_p{q}_ms", float("nan"))
-                    + split.get(f"itl_hold_back_p{q}_ms", float("nan")))
-        add(f"| p{q} | {_f(measured, 2)} ms | {_f(split[f'itl_hold_back_p{q}_ms'], 2)} ms | "
-            f"{_f(split.get(f'itl_processing_p{q}_ms', float('nan')), 2)} ms | "
-            f"{_f(split.get(f'itl_predicted_added_p{q}_ms', float('nan')), 2)} ms |")
+        measured = split.get(f"itl_processing_p{q}_ms", nan) + split.get(
+            f"itl_hold_back_p{q}_ms", nan)
+        add(f"| p{q} | {_f(measured, 2)} ms | {_f(split.get(f'itl_hold_back_p{q}_ms', nan), 2)}"
+            f" ms | {_f(split.get(f'itl_processing_p{q}_ms', nan), 2)} ms | "
+            f"{_f(split.get(f'itl_predicted_processing_p{q}_ms', nan), 2)} ms | "
+            f"{_f(split[f'itl_schedule_p{q}_ms'], 2)} ms |")
     add("")
     w, ref = hb["weir"], hb["reference"]
     if w.byte_delays_ms is not None:
@@ -1416,21 +1444,26 @@ def delay_split_section(results: Results) -> str:
         add("The guard rewrote the replayed text (a redaction), so bytes could not be matched "
             "to the writes that carried them; the gap split above still holds.")
     add("")
-    add("Method: the hold-back part is computed, not measured. The very events the fake "
+    add("Method: the hold-back is computed, not measured. The very events the fake "
         "upstream sends in this run (one write each, one interval apart) are fed write by "
         "write through an in-process `SseGuard` with the full policy's response plan, with "
-        "zero processing time: what it releases on write k goes out at k × interval. The "
-        "client's measure (gaps between text-carrying `data:` lines) is applied to that "
-        "output and to the same stream through a processor that releases each write at once "
-        "(Envoy alone: every gap one interval). The hold-back part at a quantile is the "
-        "difference of the two replayed quantiles; the processing part is the measured added "
-        "delay minus it, so the two add up to the measurement by construction (quantiles of "
-        "a sum are not sums of quantiles: each part is read at the same quantile). The check "
-        "is the last column: the replayed gaps with each event late by an independent draw "
-        "from Weir's message-time histogram of this very run (uniform within a bucket), "
-        "minus the reference quantile. Where the processing part is well above it, the rest "
-        "is queueing behind the other streams' messages on one core and the gRPC hop "
-        "(the do-nothing processor's added delay above is the hop alone).")
+        "zero processing time: what it releases on write k goes out at k × interval, and "
+        "the client's measure (gaps between text-carrying `data:` lines) is applied to that "
+        "output (H). Through a processor that releases each write at once, every gap is one "
+        "interval; the last column is H's quantile minus the interval. Measured gaps carry "
+        "noise (client, upstream timer, Envoy) that the replay has not, and quantiles do not "
+        "subtract across the two: so H is convolved with the jitter measured through Envoy "
+        "alone (every replayed gap plus every measured Envoy gap's deviation from the "
+        "interval; a gap of 0, two events out on one write, stays 0): H+E, the gaps Envoy "
+        "alone would deliver had it held text back exactly as the guard does. The hold-back "
+        "part at a quantile is Q(H+E) − Q(Envoy, measured); the processing part is "
+        "Q(Weir, measured) − Q(H+E); the two add up to the measured added delay. The check: "
+        "H+E with each event late by an independent draw from Weir's message-time "
+        "histogram of this very run (uniform within a bucket), minus Q(H+E): what "
+        "processing would add if it cost only its own time. Where the processing part is "
+        "well above it, the rest is queueing behind the other streams' messages on one "
+        "core and the gRPC hop (the do-nothing processor's added delay above is the hop "
+        "alone); a small negative part is noise.")
     add("")
     return "\n".join(lines)
 
@@ -1642,9 +1675,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"added inter-token delay p{q} at {settings.itl_streams} streams: "
               f"{_f(r.get(f'added_itl_p{q}_ms_weir', float('nan')), 2)} ms = hold-back "
               f"{_f(r.get(f'itl_hold_back_p{q}_ms', float('nan')), 2)} ms + processing "
-              f"{_f(r.get(f'itl_processing_p{q}_ms', float('nan')), 2)} ms (predicted from "
-              f"message time alone: "
-              f"{_f(r.get(f'itl_predicted_added_p{q}_ms', float('nan')), 2)} ms)")
+              f"{_f(r.get(f'itl_processing_p{q}_ms', float('nan')), 2)} ms (processing "
+              f"predicted from message time alone: "
+              f"{_f(r.get(f'itl_predicted_processing_p{q}_ms', float('nan')), 2)} ms)")
     return 0
 
 

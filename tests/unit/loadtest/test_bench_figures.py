@@ -22,6 +22,7 @@ from loadtest.hold_back import (
     predicted_gaps,
     quantile,
     replay,
+    with_jitter,
 )
 from loadtest.message_time import (
     bucket_delta,
@@ -243,7 +244,32 @@ def test_the_two_parts_add_up_to_the_measured_added_delay() -> None:
         assert split[f"itl_hold_back_p{q}_ms"] + split[f"itl_processing_p{q}_ms"] == (
             pytest.approx(added))
     assert split["itl_hold_back_p99_ms"] > 19  # a held write doubles a gap
-    assert "itl_predicted_added_p99_ms" not in split  # no message-time histogram given
+    assert split["itl_schedule_p99_ms"] == pytest.approx(
+        quantile(results.hold_back["weir"].gaps_ms, 99) - 20.0)
+    assert "itl_predicted_processing_p99_ms" not in split  # no message-time histogram yet
+    # Messages in the first bucket (at most 25 µs) predict at most that much processing.
+    results.message_time["weir_itl"] = message_time("", _histogram_text(0.0))
+    split = run_bench.delay_split(results)
+    assert abs(split["itl_predicted_processing_p99_ms"]) <= 0.025
+    assert abs(split["itl_predicted_processing_p50_ms"]) <= 0.025
+    # Messages of 2 ms or so predict a processing part of that order at p99.
+    results.message_time["weir_itl"] = message_time("", _histogram_text(0.002))
+    split = run_bench.delay_split(results)
+    assert 0.1 < split["itl_predicted_processing_p99_ms"] <= 2.5
+
+
+def _histogram_text(seconds: float, count: int = 50) -> str:
+    metrics = Metrics()
+    for _ in range(count):
+        metrics.message_seconds.observe(seconds)
+    return metrics.render().decode()
+
+
+def test_replayed_gaps_take_on_the_measured_jitter_of_envoy_alone() -> None:
+    assert with_jitter([20.0, 40.0], [20.0, 20.0], 20.0) == [20.0, 20.0, 40.0, 40.0]
+    assert with_jitter([20.0, 0.0], [19.0, 23.0], 20.0) == [19.0, 23.0, 0.0, 0.0]
+    assert with_jitter([1.0], [10.0], 20.0) == [0.0]  # never below zero
+    assert with_jitter([20.0], [], 20.0) == []
 
 
 # --- the target table ---------------------------------------------------------------------
