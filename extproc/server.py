@@ -142,6 +142,8 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                         actions = exchange.receive(event)
                         if exchange.budget_ask is not None:
                             actions = [*actions, *await self._answer_budget(exchange)]
+                        if exchange.pins_ask is not None or self._config.pins.pending:
+                            actions = [*actions, *await self._answer_pins(exchange)]
                         responses = [wire.encode_action(action) for action in actions]
                         observe(time.perf_counter() - started)
                         if self._telemetry.enabled:
@@ -217,6 +219,22 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         except StoreUnavailable:
             return exchange.answer_budget(None)
         return exchange.answer_budget(result.used, result.applied)
+
+    async def _answer_pins(self, exchange: Exchange) -> list[Action]:
+        """Load the MCP server's shared pins the exchange asked for, and send what calls
+        recorded before their answers go out; each bounded by the store's timeout."""
+        pins, actions = self._config.pins, []
+        if exchange.pins_ask is not None:
+            try:
+                await pins.load(exchange.pins_ask)
+                loaded = True
+            except StoreUnavailable:
+                loaded = False  # the policy's pinStore.onUnavailable decides
+            actions = exchange.answer_pins(loaded)
+        if pins.pending:
+            with contextlib.suppress(StoreUnavailable):  # kept, and sent with the next flush
+                await pins.flush()
+        return actions
 
     async def _prefetch(self, policy: Policy, event: HeadersEvent) -> None:
         users = policy.user_tokens
@@ -503,7 +521,11 @@ class WeirServer:
                 )
 
     async def _pins_handler(self, _: web.Request) -> web.Response:
-        return web.json_response({"servers": self.config.exchange.pins.snapshot()})
+        try:
+            servers = await self.config.exchange.pins.snapshot_now()
+        except StoreUnavailable as exc:
+            return web.json_response({"error": f"the MCP pin store: {exc}"}, status=503)
+        return web.json_response({"servers": servers})
 
     async def _accept_handler(self, request: web.Request) -> web.Response:
         """`{"server": ..., "tool": ...}`: the tool's definition served last becomes its pin."""
@@ -516,7 +538,11 @@ class WeirServer:
             return web.json_response(
                 {"error": 'expected a JSON object {"server": "...", "tool": "..."}'}, status=400
             )
-        if not self.config.exchange.pins.accept(server, tool):
+        try:
+            accepted = await self.config.exchange.pins.accept_now(server, tool)
+        except StoreUnavailable as exc:
+            return web.json_response({"error": f"the MCP pin store: {exc}"}, status=503)
+        if not accepted:
             return web.json_response(
                 {"error": f"no pin for tool '{tool}' of server '{server}'"}, status=404
             )
@@ -548,6 +574,7 @@ class WeirServer:
         if self._admin is not None:
             await self._admin.cleanup()
         await self.shared.close()
+        await self.config.exchange.pins.close()
         # Last, and off the loop: a final flush bounded by the export timeout.
         await asyncio.to_thread(self.telemetry.close)
         self.store.close()

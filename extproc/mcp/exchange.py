@@ -10,6 +10,7 @@ as a whole JSON message or message by message over SSE.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from extproc.events import (
@@ -76,6 +77,28 @@ class McpHooks:
     def _init_mcp(self) -> None:
         self._mcp: McpCall | None = None
         self._mcp_sse: McpSseGuard | None = None
+        # The MCP server whose shared pins the servicer must load (`answer_pins`), if any.
+        self.pins_ask: str | None = None
+        self._mcp_after_pins: Callable[[], list[Action]] | None = None
+
+    def answer_pins(self, loaded: bool) -> list[Action]:
+        """The servicer loaded `pins_ask`'s pins (``loaded`` False: the store did not answer).
+
+        Returns the actions that waited for them.
+        """
+        from extproc.stream import ProtocolError
+
+        resume, call = self._mcp_after_pins, self._mcp
+        if self.pins_ask is None or resume is None or call is None:
+            raise ProtocolError("a pin answer with no pin question")
+        self.pins_ask, self._mcp_after_pins = None, None
+        call.pins_loaded(loaded)
+        return resume()
+
+    def _ask_pins(self, call: McpCall, resume: Callable[[], list[Action]]) -> list[Action]:
+        self.pins_ask = call.server
+        self._mcp_after_pins = resume
+        return []
 
     # --- request ---------------------------------------------------------------
 
@@ -91,6 +114,7 @@ class McpHooks:
             plans=self._plans.mcp(workload),
             pins=self._config.pins,
             server=self.record.authority or "(unknown)",
+            pin_store=self._policy.pin_store,
         )
         record = self.record
         record.recognised_by = f"mcp-{recognised_by}"
@@ -153,6 +177,11 @@ class McpHooks:
         body = bytes(self._body)
         self._body = bytearray()
         verdict = call.judge_request(body, self._request_headers)
+        if verdict.needs_pins:
+            self._body = bytearray(body)  # judged again once the pins are here
+            return self._ask_pins(call, lambda: self._mcp_request_chunk(
+                b"", end_of_stream, final=final
+            ))
         record = self.record
         record.mcp_method, record.tool_name = call.method, call.tool
         record.findings.extend(call.findings)
@@ -163,6 +192,8 @@ class McpHooks:
         elif record.verdict == "pending":
             what = f"tool '{call.tool}'" if call.tool else f"MCP {call.method or 'message'}"
             self._settle(Verdict.ALLOW, f"{what} allowed for workload '{call.workload}'")
+        if call.pins_note is not None:
+            self._settle(record.verdict, f"{record.reason}; {call.pins_note}")
         remove = self._strip
         if verdict.body is not None:
             body = verdict.body

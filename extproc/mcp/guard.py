@@ -56,7 +56,7 @@ from extproc.mcp.jsonrpc import (
 from extproc.mcp.pins import PinCheck, PinStore, tool_digest
 from extproc.scan_plan import ScanPlan
 from extproc.sse import SseError, SseEvent, SseParser, serialize
-from mesh.mcp_policy import ToolRules, decide_tool
+from mesh.mcp_policy import PinStoreRule, ToolRules, decide_tool
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +77,8 @@ class McpRequestVerdict:
     body: bytes | None = None
     # A refusal the policy's audit mode turns into a record (the call goes on).
     audited: str | None = None
+    # The server's pins must be loaded first (a shared store): ask, then judge again.
+    needs_pins: bool = False
 
 
 def problem_refusal(problem: JsonRpcProblem) -> McpRefusal:
@@ -106,11 +108,16 @@ class McpCall:
         plans: tuple[ScanPlan | None, ScanPlan | None] = (None, None),
         pins: PinStore | None = None,
         server: str = "",
+        pin_store: PinStoreRule | None = None,
     ) -> None:
         # The `mcp` plans were compiled with the policy (extproc.scan_plan), never here.
         self.workload, self.rules, self.enforcing = workload, rules, enforcing
         self._request_plan, self._response_plan = plans
         self.pins, self.server = pins, server
+        self.pin_store = pin_store or PinStoreRule()
+        # A shared pin store's view of this server: "unloaded", "loaded" or "unavailable".
+        self.pins_state = "unloaded"
+        self.pins_note: str | None = None  # pins left unchecked (pinStore.onUnavailable: open)
         self.message = None
         self.findings = []
         self.withheld = []
@@ -154,6 +161,13 @@ class McpCall:
                     "deny",
                 )
             )
+        if self.wants_pins and message.method in (TOOLS_CALL, TOOLS_LIST):
+            if self.pins_state == "unloaded":
+                return McpRequestVerdict(needs_pins=True)
+            if self.pins_state == "unavailable":
+                down = self._pins_down(message)
+                if down is not None:
+                    return down
         if message.method == TOOLS_CALL:
             name = tool_name(message)
             if name is None:
@@ -187,6 +201,32 @@ class McpCall:
             document = replace_values(message.document, verdict.replacements)
             return McpRequestVerdict(body=dump_message(document))
         return McpRequestVerdict()
+
+    @property
+    def wants_pins(self) -> bool:
+        """Whether this call reads a shared pin store, which must be loaded first."""
+        return self.pins is not None and self.pins.shared and self.pinning != "off"
+
+    def pins_loaded(self, loaded: bool) -> None:
+        self.pins_state = "loaded" if loaded else "unavailable"
+
+    def _pins_down(self, message: JsonRpcMessage) -> McpRequestVerdict | None:
+        """The shared pin store did not answer: `pinStore.onUnavailable` decides."""
+        if not self.pin_store.fails_closed:
+            self.pins = None  # this call goes on unpinned, and says so
+            self.pins_note = (
+                "pins unchecked: the MCP pin store is unavailable (pinStore.onUnavailable: open)"
+            )
+            return None
+        reason = "the MCP pin store is unavailable (pinStore.onUnavailable: closed)"
+        if not self.enforcing:
+            self.pins = None
+            return McpRequestVerdict(audited=reason)
+        data = {"rule": "pinStore", "verdict": "error"}
+        document = error_document(
+            message.id, REFUSED_BY_POLICY, f"weir: {reason}; retry shortly", data
+        )
+        return McpRequestVerdict(McpRefusal(503, dump_message(document), reason, "error"))
 
     @property
     def pinning(self) -> str:
