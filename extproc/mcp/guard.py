@@ -17,7 +17,12 @@ SSE stream of them (`McpSseGuard`):
   a `block` finding replaces the answer with a JSON-RPC error for the same id,
   `redact` rewrites the strings;
 - a server notification in the stream (progress, logs) is scanned too; one a
-  `block` rule matches is dropped.
+  `block` rule matches is dropped;
+- object keys (argument names, structured content's keys, schema property
+  names) are scanned with the same rules, as the LLM side's sweep does. A key
+  cannot be rewritten in flight, so a key a `redact` or `block` rule matches
+  refuses the call, replaces the answer with an error (over SSE: ends the
+  stream), drops the notification, or withholds the tool from a list.
 An SSE message is released only once it is whole and judged, so no byte of a
 blocked match ever leaves, however the stream is split.
 """
@@ -28,17 +33,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from extproc.audit import FindingRecord
-from extproc.document_guard import judge_document
+from extproc.document_guard import all_clean, judge_document
 from extproc.events import Headers
 from extproc.llm.base import BadResponseBody, TextPart, parse_response_json, replace_values
 from extproc.mcp.adapter import (
     TOOLS_CALL,
     TOOLS_LIST,
+    argument_keys,
     argument_texts,
+    definition_keys,
     definition_texts,
     header_mismatch,
     listed_tools,
+    notification_keys,
     notification_texts,
+    result_keys,
     result_texts,
     tool_name,
 )
@@ -57,6 +66,7 @@ from extproc.mcp.pins import PinCheck, PinStore, tool_digest
 from extproc.scan_plan import ScanPlan
 from extproc.sse import SseError, SseEvent, SseParser, serialize
 from mesh.mcp_policy import PinStoreRule, ToolRules, decide_tool
+from mesh.verdicts import Action
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +198,13 @@ class McpCall:
         plan = self._request_plan
         if plan is None:
             return McpRequestVerdict()
+        key_hit = self._key_hit(argument_keys(message), plan, "request")
+        if key_hit is not None:
+            reason = (
+                f"tool arguments refused by policy: rule '{key_hit.rule}' ({key_hit.scanner}) "
+                f"matched an object key in {key_hit.where}, and a key cannot be rewritten"
+            )
+            return McpRequestVerdict(self._refusal(message, reason, self.workload or ""))
         verdict = judge_document(argument_texts(message), plan, "request")
         self.findings.extend(verdict.findings)
         if verdict.blocked_by is not None:
@@ -247,6 +264,18 @@ class McpCall:
         self.drifted.append(tool)
         return self.pinning == "enforce" and self.enforcing
 
+    def _key_hit(
+        self, parts: list[TextPart], plan: ScanPlan, direction: str
+    ) -> FindingRecord | None:
+        """The finding of a `block` or `redact` rule in an object key, or None."""
+        if not parts or all_clean(plan, {part.text for part in parts}):
+            return None
+        verdict = judge_document(parts, plan, direction)
+        self.findings.extend(verdict.findings)
+        if verdict.blocked_by is not None:
+            return verdict.blocked_by
+        return next((f for f in verdict.findings if f.action is Action.REDACT), None)
+
     def _refusal(self, message: JsonRpcMessage, reason: str, rule: str) -> McpRefusal:
         data = {"rule": rule, "verdict": "deny"}
         document = error_document(message.id, REFUSED_BY_POLICY, f"weir: {reason}", data)
@@ -285,34 +314,52 @@ class McpCall:
             assert request is not None
             if request.method == TOOLS_LIST:
                 return self._filter_tools(message)
-            return self._scan(message, result_texts(message), answers=True)
+            return self._scan(message, result_texts(message), result_keys(message), answers=True)
         if message.is_response:
             return document  # an error, or an answer to something else: nothing to judge
-        return self._scan(message, notification_texts(message), answers=False)
+        return self._scan(
+            message, notification_texts(message), notification_keys(message), answers=False
+        )
 
     def _scan(
-        self, message: JsonRpcMessage, parts: list[TextPart], *, answers: bool
+        self,
+        message: JsonRpcMessage,
+        parts: list[TextPart],
+        keys: list[TextPart],
+        *,
+        answers: bool,
     ) -> object | None:
         plan = self._response_plan
-        if plan is None or not parts:
+        if plan is None or not (parts or keys):
             return message.document
+        what = "tool result" if self.method == TOOLS_CALL else "MCP answer"
+        key_hit = self._key_hit(keys, plan, "response")
+        if key_hit is not None:
+            reason = (
+                f"{what} blocked by policy: rule '{key_hit.rule}' ({key_hit.scanner}) matched "
+                f"an object key in {key_hit.where}, and a key cannot be rewritten"
+            )
+            return self._blocked(message, reason, answers=answers)
         verdict = judge_document(parts, plan, "response")
         self.findings.extend(verdict.findings)
         if verdict.blocked_by is not None:
             hit = verdict.blocked_by
-            what = "tool result" if self.method == TOOLS_CALL else "MCP answer"
             reason = (
                 f"{what} blocked by policy: rule '{hit.rule}' ({hit.scanner}) "
                 f"matched in {hit.where}"
             )
-            self.blocked = reason
-            if not answers:
-                return None
-            data = {"rule": self.workload or "", "verdict": "block"}
-            return error_document(message.id, REFUSED_BY_POLICY, f"weir: {reason}", data)
+            return self._blocked(message, reason, answers=answers)
         if verdict.changed:
             return replace_values(message.document, verdict.replacements)
         return message.document
+
+    def _blocked(self, message: JsonRpcMessage, reason: str, *, answers: bool) -> object | None:
+        """The request's answer becomes an error for its id; a notification is dropped."""
+        self.blocked = reason
+        if not answers:
+            return None
+        data = {"rule": self.workload or "", "verdict": "block"}
+        return error_document(message.id, REFUSED_BY_POLICY, f"weir: {reason}", data)
 
     def _filter_tools(self, message: JsonRpcMessage) -> object:
         rules, plan = self.rules, self._response_plan
@@ -336,12 +383,19 @@ class McpCall:
                 changed = True
                 continue
             verdict = None
+            key_hit = None
             if plan is not None:
+                key_hit = self._key_hit(definition_keys(index, definition), plan, "response")
                 verdict = judge_document(definition_texts(index, definition), plan, "response")
                 self.findings.extend(verdict.findings)
-            poisoned = verdict is not None and verdict.blocked_by is not None
+            blocked = verdict is not None and verdict.blocked_by is not None
+            poisoned = key_hit is not None or blocked
             if self._pin(name, definition, poisoned=poisoned):
                 self.withheld.append(f"{name}: drifted from its pin")
+                changed = True
+                continue
+            if key_hit is not None:
+                self.withheld.append(f"{name}: an object key matched ({key_hit.rule})")
                 changed = True
                 continue
             if verdict is not None:

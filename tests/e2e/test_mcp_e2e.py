@@ -144,7 +144,7 @@ async def test_tools_list_is_filtered_and_a_poisoned_tool_withheld(
     listed = await with_client(mcp_mesh, mode, "checkout", lambda c: c.list_tools())
     names = sorted(tool.name for tool in listed.tools)
     # delete_repo is outside `tools`; get_notes' description carries injected instructions.
-    assert names == ["get_advice", "get_report", "get_status", "search_docs"]
+    assert names == ["get_advice", "get_config", "get_report", "get_status", "search_docs"]
     unrestricted = await with_client(mcp_mesh, mode, "notebook", lambda c: c.list_tools())
     assert "delete_repo" in {tool.name for tool in unrestricted.tools}
 
@@ -196,6 +196,26 @@ async def test_an_injected_instruction_in_a_result_is_blocked(
         )
     assert "tool result blocked" in str(info.value) and "prompt-injection" in str(info.value)
     assert "Ignore all previous" not in str(info.value)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_secret_object_key_in_arguments_or_a_result_is_refused_never_released(
+    mcp_mesh: McpSandbox, mode: str
+) -> None:
+    before = len(mcp_mesh.tool_calls())
+    with pytest.raises(MCPError) as info:
+        await with_client(
+            mcp_mesh, mode, "checkout",
+            lambda c: c.call_tool("search_docs", {"query": "a", AWS_KEY: "b"}),
+        )
+    assert "object key" in str(info.value) and AWS_KEY not in str(info.value)
+    assert len(mcp_mesh.tool_calls()) == before  # never reached the server
+    with pytest.raises(MCPError) as info:
+        await with_client(
+            mcp_mesh, mode, "checkout", lambda c: c.call_tool("get_config", {"section": "x"})
+        )
+    assert "object key" in str(info.value) and AWS_KEY not in str(info.value)
+    assert "get_config" in mcp_mesh.tool_calls()  # it ran; its answer was refused
 
 
 async def test_the_decision_log_names_server_method_tool_and_decision(mcp_mesh: McpSandbox) -> None:
