@@ -29,6 +29,7 @@ from extproc.mcp.jsonrpc import JsonRpcMessage
 
 TOOLS_CALL = "tools/call"
 TOOLS_LIST = "tools/list"
+TOOLS_LIST_CHANGED = "notifications/tools/list_changed"
 MCP_METHOD_HEADER = "mcp-method"
 MCP_NAME_HEADER = "mcp-name"
 # Methods whose `params` key the 2026-07-28 protocol mirrors in `Mcp-Name`.

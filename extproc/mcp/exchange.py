@@ -125,10 +125,25 @@ class McpHooks:
 
         method = (header_value(event.headers, ":method") or "").upper()
         if method != "POST":
-            # A 2025-06-18 session's GET stream or DELETE: nothing to judge on the way out.
+            # A 2025-06-18 session's GET stream (server-to-client messages, guarded on the
+            # way back) or DELETE (the session's end): nothing to judge on the way out,
+            # and each is an MCP call of its own in the records (method GET / DELETE).
+            call = self._mcp
+            assert call is not None
+            call.server_stream = method == "GET"
+            self.record.mcp_method = method or None
             self._request = _Request.DONE if event.end_of_stream else _Request.PASSTHROUGH_BODY
-            self._settle(Verdict.ALLOW, f"MCP {method} on the session endpoint")
-            return [ContinueHeaders(REQUEST, remove_headers=self._strip)]
+            what = "the session's server stream" if method == "GET" else (
+                "the session's end" if method == "DELETE" else "the session endpoint")
+            whose = f" for workload '{call.workload}'" if call.workload else ""
+            self._settle(Verdict.ALLOW, f"MCP {method} ({what}){whose}")
+            headers = ContinueHeaders(REQUEST, remove_headers=self._strip)
+            if call.server_stream and call.scans_responses:
+                headers = ContinueHeaders(
+                    REQUEST, set_headers=(("accept-encoding", "identity"),),
+                    remove_headers=self._strip,
+                )
+            return [headers]
         if event.end_of_stream:
             return [self._mcp_problem(INVALID_REQUEST, "invalid request: the body is empty")]
         encoding = header_value(event.headers, "content-encoding")
@@ -238,7 +253,8 @@ class McpHooks:
         call = self._mcp
         assert call is not None
         status = self.record.status or 0
-        if not 200 <= status < 300 or call.message is None or not call.scans_responses:
+        judged = call.message is not None or call.server_stream
+        if not 200 <= status < 300 or not judged or not call.scans_responses:
             self._response = _Response.STREAMING_BODY
             return [ContinueHeaders(RESPONSE)]
         encoding = header_value(event.headers, "content-encoding")
@@ -312,6 +328,9 @@ class McpHooks:
         if call.withheld:
             self._settle(record.verdict, f"{record.reason}; withheld from tools/list: "
                          + ", ".join(call.withheld))
+        if call.list_changed:
+            self._settle(record.verdict, f"{record.reason}; the server announced "
+                         "tools/list_changed")
         if call.drifted:
             self._settle(record.verdict, f"{record.reason}; tool definitions drifted from their "
                          "pins: " + ", ".join(call.drifted))

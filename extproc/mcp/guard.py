@@ -24,7 +24,11 @@ SSE stream of them (`McpSseGuard`):
   refuses the call, replaces the answer with an error (over SSE: ends the
   stream), drops the notification, or withholds the tool from a list.
 An SSE message is released only once it is whole and judged, so no byte of a
-blocked match ever leaves, however the stream is split.
+blocked match ever leaves, however the stream is split. A 2025-06-18 session's
+GET stream (`server_stream`) is judged the same way: its notifications and
+server requests with `mcp.response`, a result on it that lists tools as a
+`tools/list` answer (filtered, poisoning, drift against the server's pins as
+this process last loaded them), any other result as a result.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from extproc.llm.base import BadResponseBody, TextPart, parse_response_json, rep
 from extproc.mcp.adapter import (
     TOOLS_CALL,
     TOOLS_LIST,
+    TOOLS_LIST_CHANGED,
     argument_keys,
     argument_texts,
     definition_keys,
@@ -129,6 +134,9 @@ class McpCall:
         self.pins_state = "unloaded"
         self.pins_note: str | None = None  # pins left unchecked (pinStore.onUnavailable: open)
         self.message = None
+        # A 2025-06-18 session's GET stream: server messages that answer no request here.
+        self.server_stream = False
+        self.list_changed = False  # the server announced notifications/tools/list_changed
         self.findings = []
         self.withheld = []
         self.blocked = None
@@ -147,6 +155,10 @@ class McpCall:
         """Whether the answer must be read: a list to filter or rules to apply."""
         if self._response_plan is not None:
             return True
+        if self.server_stream:
+            # A tools/list result may come on it (a resumed stream): filtered and pinned.
+            pinned = self.pins is not None and self.pinning != "off"
+            return pinned or (self.rules is not None and self.rules.tools is not None)
         if self.method == TOOLS_LIST and self.pins is not None and self.pinning != "off":
             return True  # every listing is checked against the pins
         restricted = self.rules is not None and self.rules.tools is not None
@@ -315,6 +327,14 @@ class McpCall:
             if request.method == TOOLS_LIST:
                 return self._filter_tools(message)
             return self._scan(message, result_texts(message), result_keys(message), answers=True)
+        if self.server_stream and message.is_response and message.result is not None:
+            # On the GET stream no request of this exchange says what a result answers: one
+            # that lists tools is judged as a tools/list answer, any other as a result.
+            if isinstance(message.result.get("tools"), list):
+                return self._filter_tools(message)
+            return self._scan(message, result_texts(message), result_keys(message), answers=True)
+        if message.method == TOOLS_LIST_CHANGED:
+            self.list_changed = True  # the client's next tools/list is judged and pinned
         if message.is_response:
             return document  # an error, or an answer to something else: nothing to judge
         return self._scan(
@@ -333,6 +353,8 @@ class McpCall:
         if plan is None or not (parts or keys):
             return message.document
         what = "tool result" if self.method == TOOLS_CALL else "MCP answer"
+        if not answers:
+            what = "MCP server message"  # a notification or a server request: dropped
         key_hit = self._key_hit(keys, plan, "response")
         if key_hit is not None:
             reason = (
