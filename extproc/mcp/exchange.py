@@ -95,6 +95,20 @@ class McpHooks:
         call.pins_loaded(loaded)
         return resume()
 
+    def _after_pins_ask(self, action: Action) -> list[Action]:
+        """`action` now, or after the held message when the exchange waits for pins
+        (request trailers must follow the request they end)."""
+        resume = self._mcp_after_pins
+        if self.pins_ask is None or resume is None:
+            return [action]
+
+        def then() -> list[Action]:
+            actions = resume()
+            return actions if self._closed else [*actions, action]
+
+        self._mcp_after_pins = then
+        return []
+
     def _ask_pins(self, call: McpCall, resume: Callable[[], list[Action]]) -> list[Action]:
         self.pins_ask = call.server
         self._mcp_after_pins = resume

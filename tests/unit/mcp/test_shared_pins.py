@@ -233,3 +233,26 @@ def test_the_pin_store_fails_closed_unless_the_policy_says_open() -> None:
     assert policy().pin_store.fails_closed
     assert not policy("open").pin_store.fails_closed
     assert parse_policy("trustDomain: cluster.local\n").pin_store.fails_closed
+
+
+@pytest.mark.parametrize("path", ["/mcp", "/tools/rpc"], ids=["mcp-path", "sniffed-body"])
+async def test_a_held_call_with_trailers_goes_out_in_order_once_the_pins_are_loaded(
+    replicas: tuple[RedisPinStore, RedisPinStore], path: str
+) -> None:
+    from extproc.events import ContinueHeaders, ContinueTrailers, TrailersEvent
+
+    a, _ = replicas
+    exchange = Exchange(policy(), ExchangeConfig(pins=a))
+    body = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "search_docs", "arguments": {}}}
+    hs = ((":method", "POST"), (":path", path), (":authority", f"{SERVER}:8080"),
+          ("content-type", "application/json"))
+    actions = await drive(exchange, a, [
+        HeadersEvent(REQ, hs, False, {"connection.uri_san_peer_certificate": AGENT}),
+        BodyEvent(REQ, json.dumps(body).encode(), False),
+        TrailersEvent(REQ, ()),
+    ])
+    kinds = [type(x) for x in actions if getattr(x, "direction", REQ) is REQ]
+    assert kinds[0] is ContinueHeaders and kinds[-1] is ContinueTrailers
+    assert kinds.count(ContinueTrailers) == 1 and StreamBody in kinds
+    assert exchange.record.mcp_method == "tools/call" and exchange.record.verdict == "allow"
