@@ -157,6 +157,9 @@ class McpHooks:
                     REQUEST, set_headers=(("accept-encoding", "identity"),),
                     remove_headers=self._strip,
                 )
+                if call.wants_pins:
+                    # A tools list may come on the stream: judged against the shared pins.
+                    return self._ask_pins(call, lambda: [headers])
             return [headers]
         if event.end_of_stream:
             return [self._mcp_problem(INVALID_REQUEST, "invalid request: the body is empty")]
@@ -342,6 +345,8 @@ class McpHooks:
         if call.withheld:
             self._settle(record.verdict, f"{record.reason}; withheld from tools/list: "
                          + ", ".join(call.withheld))
+        if call.pins_note is not None and call.pins_note not in (record.reason or ""):
+            self._settle(record.verdict, f"{record.reason}; {call.pins_note}")
         if call.list_changed:
             self._settle(record.verdict, f"{record.reason}; the server announced "
                          "tools/list_changed")

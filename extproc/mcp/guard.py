@@ -27,8 +27,8 @@ An SSE message is released only once it is whole and judged, so no byte of a
 blocked match ever leaves, however the stream is split. A 2025-06-18 session's
 GET stream (`server_stream`) is judged the same way: its notifications and
 server requests with `mcp.response`, a result on it that lists tools as a
-`tools/list` answer (filtered, poisoning, drift against the server's pins as
-this process last loaded them), any other result as a result.
+`tools/list` answer (filtered, poisoning, drift: a shared store's pins are
+loaded when the stream opens), any other result as a result.
 """
 
 from __future__ import annotations
@@ -266,15 +266,24 @@ class McpCall:
             return None
         return self.pins.refusal(self.server, tool, enforce_drift=self.pinning == "enforce")
 
-    def _pin(self, tool: str, definition: Mapping[str, object], *, poisoned: bool) -> bool:
-        """Record the definition; True when it drifted and `enforce` hides it."""
+    def _pin(self, tool: str, definition: Mapping[str, object], *, poisoned: bool) -> str | None:
+        """Record the definition; why `enforce` hides it (drift), or None."""
         if self.pins is None or self.pinning == "off":
-            return False
+            return None
+        if self.pins_state == "unavailable":
+            # Only on a GET stream (a POSTed tools/list was answered at the request).
+            if self.pin_store.fails_closed and self.enforcing:
+                return "its pins are unknown: the MCP pin store is unavailable " \
+                    "(pinStore.onUnavailable: closed)"
+            self.pins_note = (
+                "pins unchecked: the MCP pin store is unavailable (pinStore.onUnavailable: open)"
+            )
+            return None
         check = self.pins.observe(self.server, tool, tool_digest(definition), poisoned=poisoned)
         if check is not PinCheck.DRIFT:
-            return False
+            return None
         self.drifted.append(tool)
-        return self.pinning == "enforce" and self.enforcing
+        return "drifted from its pin" if self.pinning == "enforce" and self.enforcing else None
 
     def _key_hit(
         self, parts: list[TextPart], plan: ScanPlan, direction: str
@@ -412,8 +421,9 @@ class McpCall:
                 self.findings.extend(verdict.findings)
             blocked = verdict is not None and verdict.blocked_by is not None
             poisoned = key_hit is not None or blocked
-            if self._pin(name, definition, poisoned=poisoned):
-                self.withheld.append(f"{name}: drifted from its pin")
+            hidden = self._pin(name, definition, poisoned=poisoned)
+            if hidden is not None:
+                self.withheld.append(f"{name}: {hidden}")
                 changed = True
                 continue
             if key_hit is not None:
