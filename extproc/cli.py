@@ -36,8 +36,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     try:
         pins: PinStore = (
-            _redis_pins(args.redis, args.redis_timeout) if args.redis is not None
-            else MemoryPinStore() if args.state_dir is None else FilePinStore(args.state_dir)
+            # With --redis, `weir serve` keeps them in Redis (extproc.server.with_pin_store).
+            MemoryPinStore() if args.state_dir is None else FilePinStore(args.state_dir)
         )
     except (OSError, ValueError) as exc:
         print(f"weir serve: --state-dir: {exc}", file=sys.stderr)
@@ -61,13 +61,6 @@ def _serve(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"weir serve: {exc}", file=sys.stderr)
         return 2
-
-
-def _redis_pins(url: str, timeout: float) -> PinStore:
-    from extproc.mcp.shared_pins import RedisPinStore
-    from extproc.shared_store import RedisStore
-
-    return RedisPinStore(RedisStore(url, timeout=timeout, role="MCP pin store"))
 
 
 def _mcp_pins(args: argparse.Namespace) -> int:

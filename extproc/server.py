@@ -25,7 +25,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import grpc
 from aiohttp import web
@@ -38,6 +38,7 @@ from extproc.genai_conventions import TraceContext, trace_context_of
 from extproc.inventory import Inventory
 from extproc.inventory_merge import merge_snapshots
 from extproc.inventory_page import inventory_page
+from extproc.mcp.shared_pins import RedisPinStore
 from extproc.metrics import Metrics
 from extproc.policy_store import PolicyStore
 from extproc.shared_store import (
@@ -335,6 +336,20 @@ def shared_store_for(config: ServeConfig, metrics: Metrics) -> SharedStore:
     )
 
 
+def with_pin_store(config: ServeConfig, metrics: Metrics) -> ServeConfig:
+    """With `--redis`, the MCP tool pins live there too (shared by every replica)."""
+    if config.redis_url is None or config.exchange.pins.shared:
+        return config
+    store = RedisStore(
+        config.redis_url,
+        timeout=config.redis_timeout,
+        on_error=lambda op: metrics.pin_store_errors.labels(op).inc(),
+        on_state=lambda up: metrics.pin_store_up.set(1 if up else 0),
+        role="MCP pin store",
+    )
+    return replace(config, exchange=replace(config.exchange, pins=RedisPinStore(store)))
+
+
 def _needs_keys(policy: Policy, event: object) -> bool:
     return (
         (policy.user_tokens is not None or policy.svid_tokens is not None)
@@ -366,8 +381,8 @@ class WeirServer:
     def __init__(
         self, config: ServeConfig, warmups: Sequence[Callable[[], object]] = ()
     ) -> None:
-        self.config = config
         self.metrics = Metrics()
+        self.config = config = with_pin_store(config, self.metrics)
         self.store = PolicyStore(config.policy_path, self.metrics)
         self.inventory = Inventory()
         self.shared = shared_store_for(config, self.metrics)
@@ -463,9 +478,12 @@ class WeirServer:
         shared = self.shared
         if not isinstance(shared, RedisStore):
             return ""  # in process: nothing that can be down
+        pins = self.config.exchange.pins
+        pin_state = f" pin-store=redis:{pins.state}" if isinstance(pins, RedisPinStore) else ""
         if shared.up:
-            return " budget-store=redis:up"
-        return f" budget-store=redis:down ({shared.last_error}, {shared.pending_charges} kept)"
+            return " budget-store=redis:up" + pin_state
+        return (f" budget-store=redis:down ({shared.last_error}, {shared.pending_charges} kept)"
+                + pin_state)
 
     async def _metrics_handler(self, _: web.Request) -> web.Response:
         return web.Response(

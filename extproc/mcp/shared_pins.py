@@ -55,6 +55,13 @@ class RedisPinStore(MemoryPinStore):
     def pending(self) -> bool:
         return bool(self._pending)
 
+    @property
+    def state(self) -> str:
+        """For /readyz: `up`, or `down (why, N kept)` while Redis does not answer."""
+        if self._store.up:
+            return "up"
+        return f"down ({self._store.last_error}, {len(self._pending)} kept)"
+
     async def load(self, server: str) -> None:
         table = await self._store.pin_table(server)
         self._replace(server, table)

@@ -99,6 +99,8 @@ async def test_pins_are_shared_by_replicas_through_redis(
     # Accepted through replica 1's admin API, released on both.
     await until_both_replicas(mesh, ALLOWED, allowed)
 
+    _, ready = get(mesh.weir_admin_url("/readyz", 1))
+    assert "pin-store=redis:up" in ready
     redis_server.stop()
     try:
         started = time.monotonic()
@@ -108,6 +110,10 @@ async def test_pins_are_shared_by_replicas_through_redis(
         assert "pinStore.onUnavailable: closed" in str(info.value)
         status, _ = get(mesh.weir_admin_url("/mcp/pins"))
         assert status == 503
+        _, ready = get(mesh.weir_admin_url("/readyz"))
+        assert "pin-store=redis:down" in ready
+        assert count(mesh, 0, 'weir_mcp_pin_store_errors_total{op="pins"}') >= 1
+        assert count(mesh, 0, "weir_mcp_pin_store_up") == 0
 
         write_atomically(mesh.policy_path, POLICY.replace("closed", "open"))
         outcomes: list[str] = []
