@@ -303,3 +303,14 @@ async def test_a_get_stream_while_redis_is_down_follows_on_unavailable(
         assert "pins unchecked" in opened.record.reason
     finally:
         await pins.close()
+
+
+def test_weir_serve_refuses_a_state_dir_beside_redis_with_a_clear_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from extproc.cli import main
+
+    code = main(["serve", "--policy", str(tmp_path / "p.yaml"), "--state-dir", str(tmp_path),
+                 "--redis", "redis://127.0.0.1:1/0"])
+    assert code == 2
+    assert "with --redis the MCP tool pins live in Redis" in capsys.readouterr().err
