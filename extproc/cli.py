@@ -11,6 +11,10 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from extproc.mcp.pins import PinStore
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -24,10 +28,15 @@ def _serve(args: argparse.Namespace) -> int:
     except TelemetryConfigError as exc:
         print(f"weir serve: {exc}", file=sys.stderr)
         return 2
-    from extproc.mcp.pins import FilePinStore, MemoryPinStore, PinStore
+    from extproc.mcp.pins import FilePinStore, MemoryPinStore
 
+    if args.redis is not None and args.state_dir is not None:
+        print("weir serve: --state-dir and --redis: with --redis the MCP tool pins live in "
+              "Redis, shared by every replica; drop --state-dir", file=sys.stderr)
+        return 2
     try:
         pins: PinStore = (
+            # With --redis, `weir serve` keeps them in Redis (extproc.server.with_pin_store).
             MemoryPinStore() if args.state_dir is None else FilePinStore(args.state_dir)
         )
     except (OSError, ValueError) as exc:
@@ -198,11 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--state-dir", default=None, metavar="DIR",
         help="keep MCP tool pins in DIR/mcp-pins.json so they survive a restart "
-        "(default: in memory)",
+        "(default: in memory; with --redis, in Redis)",
     )
     serve.add_argument(
         "--redis", default=None, metavar="URL", type=_redis_url,
-        help="share token budgets and the inventory across replicas in Redis "
+        help="share token budgets, MCP tool pins and the inventory across replicas in Redis "
         "(redis://HOST:PORT/DB, rediss:// for TLS); default: in process",
     )
     serve.add_argument(

@@ -151,6 +151,18 @@ class Metrics:
             registry=r,
         )
         self.budget_store_up.set(1)
+        self.pin_store_errors = Counter(
+            "weir_mcp_pin_store_errors_total",
+            "Calls to the shared MCP pin store (Redis) that failed or timed out, by operation.",
+            ["op"],
+            registry=r,
+        )
+        self.pin_store_up = Gauge(
+            "weir_mcp_pin_store_up",
+            "1 while the shared MCP pin store answers (or none is used), 0 while it is not.",
+            registry=r,
+        )
+        self.pin_store_up.set(1)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

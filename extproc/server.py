@@ -25,7 +25,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import grpc
 from aiohttp import web
@@ -38,6 +38,7 @@ from extproc.genai_conventions import TraceContext, trace_context_of
 from extproc.inventory import Inventory
 from extproc.inventory_merge import merge_snapshots
 from extproc.inventory_page import inventory_page
+from extproc.mcp.shared_pins import RedisPinStore
 from extproc.metrics import Metrics
 from extproc.policy_store import PolicyStore
 from extproc.shared_store import (
@@ -142,6 +143,8 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                         actions = exchange.receive(event)
                         if exchange.budget_ask is not None:
                             actions = [*actions, *await self._answer_budget(exchange)]
+                        if exchange.pins_ask is not None or self._config.pins.pending:
+                            actions = [*actions, *await self._answer_pins(exchange)]
                         responses = [wire.encode_action(action) for action in actions]
                         observe(time.perf_counter() - started)
                         if self._telemetry.enabled:
@@ -217,6 +220,22 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         except StoreUnavailable:
             return exchange.answer_budget(None)
         return exchange.answer_budget(result.used, result.applied)
+
+    async def _answer_pins(self, exchange: Exchange) -> list[Action]:
+        """Load the MCP server's shared pins the exchange asked for, and send what calls
+        recorded before their answers go out; each bounded by the store's timeout."""
+        pins, actions = self._config.pins, []
+        if exchange.pins_ask is not None:
+            try:
+                await pins.load(exchange.pins_ask)
+                loaded = True
+            except StoreUnavailable:
+                loaded = False  # the policy's pinStore.onUnavailable decides
+            actions = exchange.answer_pins(loaded)
+        if pins.pending:
+            with contextlib.suppress(StoreUnavailable):  # kept, and sent with the next flush
+                await pins.flush()
+        return actions
 
     async def _prefetch(self, policy: Policy, event: HeadersEvent) -> None:
         users = policy.user_tokens
@@ -317,6 +336,20 @@ def shared_store_for(config: ServeConfig, metrics: Metrics) -> SharedStore:
     )
 
 
+def with_pin_store(config: ServeConfig, metrics: Metrics) -> ServeConfig:
+    """With `--redis`, the MCP tool pins live there too (shared by every replica)."""
+    if config.redis_url is None or config.exchange.pins.shared:
+        return config
+    store = RedisStore(
+        config.redis_url,
+        timeout=config.redis_timeout,
+        on_error=lambda op: metrics.pin_store_errors.labels(op).inc(),
+        on_state=lambda up: metrics.pin_store_up.set(1 if up else 0),
+        role="MCP pin store",
+    )
+    return replace(config, exchange=replace(config.exchange, pins=RedisPinStore(store)))
+
+
 def _needs_keys(policy: Policy, event: object) -> bool:
     return (
         (policy.user_tokens is not None or policy.svid_tokens is not None)
@@ -348,8 +381,8 @@ class WeirServer:
     def __init__(
         self, config: ServeConfig, warmups: Sequence[Callable[[], object]] = ()
     ) -> None:
-        self.config = config
         self.metrics = Metrics()
+        self.config = config = with_pin_store(config, self.metrics)
         self.store = PolicyStore(config.policy_path, self.metrics)
         self.inventory = Inventory()
         self.shared = shared_store_for(config, self.metrics)
@@ -445,9 +478,12 @@ class WeirServer:
         shared = self.shared
         if not isinstance(shared, RedisStore):
             return ""  # in process: nothing that can be down
+        pins = self.config.exchange.pins
+        pin_state = f" pin-store=redis:{pins.state}" if isinstance(pins, RedisPinStore) else ""
         if shared.up:
-            return " budget-store=redis:up"
-        return f" budget-store=redis:down ({shared.last_error}, {shared.pending_charges} kept)"
+            return " budget-store=redis:up" + pin_state
+        return (f" budget-store=redis:down ({shared.last_error}, {shared.pending_charges} kept)"
+                + pin_state)
 
     async def _metrics_handler(self, _: web.Request) -> web.Response:
         return web.Response(
@@ -503,7 +539,11 @@ class WeirServer:
                 )
 
     async def _pins_handler(self, _: web.Request) -> web.Response:
-        return web.json_response({"servers": self.config.exchange.pins.snapshot()})
+        try:
+            servers = await self.config.exchange.pins.snapshot_now()
+        except StoreUnavailable as exc:
+            return web.json_response({"error": f"the MCP pin store: {exc}"}, status=503)
+        return web.json_response({"servers": servers})
 
     async def _accept_handler(self, request: web.Request) -> web.Response:
         """`{"server": ..., "tool": ...}`: the tool's definition served last becomes its pin."""
@@ -516,7 +556,11 @@ class WeirServer:
             return web.json_response(
                 {"error": 'expected a JSON object {"server": "...", "tool": "..."}'}, status=400
             )
-        if not self.config.exchange.pins.accept(server, tool):
+        try:
+            accepted = await self.config.exchange.pins.accept_now(server, tool)
+        except StoreUnavailable as exc:
+            return web.json_response({"error": f"the MCP pin store: {exc}"}, status=503)
+        if not accepted:
             return web.json_response(
                 {"error": f"no pin for tool '{tool}' of server '{server}'"}, status=404
             )
@@ -548,6 +592,7 @@ class WeirServer:
         if self._admin is not None:
             await self._admin.cleanup()
         await self.shared.close()
+        await self.config.exchange.pins.close()
         # Last, and off the loop: a final flush bounded by the export timeout.
         await asyncio.to_thread(self.telemetry.close)
         self.store.close()

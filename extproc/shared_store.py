@@ -19,8 +19,12 @@ the store answers `StoreUnavailable` at once for a short back-off instead of tim
 again on every request. What a caller does then is the policy's `budgetStore`
 `onUnavailable`, decided by the exchange, not here.
 
-The interface is kept small for other state (MCP tool pins could live beside it):
-`charge` for counters, `put_document` / `documents` for per-replica JSON documents.
+The interface is kept small: `charge` for counters, `put_document` / `documents` for
+per-replica JSON documents. MCP tool pins (`extproc.mcp.shared_pins`) use the same
+client, timeouts and back-off through `RedisStore`'s pin calls: one hash per MCP server
+(``weir:mcp:pins:SERVER``, a JSON pin per tool) and the set of servers
+(``weir:mcp:pin-servers``); a Lua script records what a replica saw, so the first
+definition any replica recorded stays the pin until an operator accepts another.
 """
 
 from __future__ import annotations
@@ -72,6 +76,50 @@ end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 return {after, 1}
 """
+
+
+PIN_SERVERS_KEY = "weir:mcp:pin-servers"
+
+# KEYS[1] the server's pin hash, KEYS[2] the set of servers. ARGV[1] the server,
+# ARGV[2] now, then (tool, digest, poisoned 1/0) triples. A tool seen for the first time
+# is pinned to its digest; a known one keeps its pin and records the digest served now
+# (and since when). Returns the server's whole hash, so the caller's view is Redis's.
+RECORD_PINS_SCRIPT = """
+for i = 3, #ARGV, 3 do
+  local tool, digest, poisoned = ARGV[i], ARGV[i + 1], ARGV[i + 2] == '1'
+  local raw = redis.call('HGET', KEYS[1], tool)
+  if not raw then
+    redis.call('HSET', KEYS[1], tool, cjson.encode(
+      {digest = digest, seen = digest, poisoned = poisoned, since = tonumber(ARGV[2])}))
+  else
+    local pin = cjson.decode(raw)
+    if pin.seen ~= digest or pin.poisoned ~= poisoned then
+      if pin.seen ~= digest then pin.since = tonumber(ARGV[2]) end
+      pin.seen = digest
+      pin.poisoned = poisoned
+      redis.call('HSET', KEYS[1], tool, cjson.encode(pin))
+    end
+  end
+end
+redis.call('SADD', KEYS[2], ARGV[1])
+return redis.call('HGETALL', KEYS[1])
+"""
+
+# KEYS[1] the server's pin hash; ARGV[1] the tool. The definition served last becomes
+# the pin. Returns 1, or 0 when the tool has no pin.
+ACCEPT_PIN_SCRIPT = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local pin = cjson.decode(raw)
+pin.digest = pin.seen
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(pin))
+return 1
+"""
+
+
+def pin_key(server: str) -> str:
+    """The hash of one MCP server's tool pins."""
+    return f"weir:mcp:pins:{server}"
 
 
 class StoreUnavailable(Exception):
@@ -197,6 +245,7 @@ class RedisStore:
         timeout: float = DEFAULT_TIMEOUT,
         on_error: Callable[[str], None] | None = None,
         on_state: Callable[[bool], None] | None = None,
+        role: str = "budget store",
     ) -> None:
         self._client = aioredis.Redis.from_url(
             url,
@@ -208,6 +257,9 @@ class RedisStore:
         )
         self._timeout = timeout
         self._script = self._client.register_script(CHARGE_SCRIPT)
+        self._record_pins = self._client.register_script(RECORD_PINS_SCRIPT)
+        self._accept_pin = self._client.register_script(ACCEPT_PIN_SCRIPT)
+        self._role = role
         self._on_error = on_error or (lambda op: None)
         self._on_state = on_state or (lambda up: None)
         self._down_until = 0.0
@@ -252,7 +304,7 @@ class RedisStore:
         if self._up:
             self._up = False
             self._on_state(False)
-            log.warning("redis %s failed (%s): the budget store is unavailable", op, exc)
+            log.warning("redis %s failed (%s): the %s is unavailable", op, exc, self._role)
         self._ensure_flusher()
 
     async def charge(self, charge: Charge) -> ChargeResult:
@@ -334,9 +386,48 @@ class RedisStore:
                 out[owner.decode() if isinstance(owner, bytes) else str(owner)] = document
         return out
 
+    # --- MCP tool pins (extproc.mcp.shared_pins) ----------------------------------
+
+    async def pin_table(self, server: str) -> dict[str, bytes]:
+        """One server's pins: tool -> its JSON pin; raises StoreUnavailable."""
+        raw = await self._call("pins", lambda: self._client.hgetall(pin_key(server)))
+        return _text_keys(raw)
+
+    async def record_pins(
+        self, server: str, seen: list[tuple[str, str, bool]], now: float
+    ) -> dict[str, bytes]:
+        """Record (tool, digest, poisoned) as seen now; the server's pins after it."""
+        args: list[str | float] = [server, now]
+        for tool, digest, poisoned in seen:
+            args += [tool, digest, 1 if poisoned else 0]
+        reply = await self._call("pins", lambda: self._record_pins(
+            keys=[pin_key(server), PIN_SERVERS_KEY], args=args
+        ))
+        pairs = list(reply)
+        return _text_keys(dict(zip(pairs[::2], pairs[1::2], strict=True)))
+
+    async def accept_pin(self, server: str, tool: str) -> bool:
+        reply = await self._call("pins", lambda: self._accept_pin(
+            keys=[pin_key(server)], args=[tool]
+        ))
+        return bool(reply)
+
+    async def pin_servers(self) -> list[str]:
+        raw = await self._call("pins", lambda: self._client.smembers(PIN_SERVERS_KEY))
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in raw)
+
     async def close(self) -> None:
         if self._flusher is not None:
             self._flusher.cancel()
         for task in list(self._tasks):
             task.cancel()
         await self._client.aclose()
+
+
+def _text_keys(raw: object) -> dict[str, bytes]:
+    assert isinstance(raw, dict)
+    return {
+        (k.decode() if isinstance(k, bytes) else str(k)): (v if isinstance(v, bytes) else
+                                                           str(v).encode())
+        for k, v in raw.items()
+    }

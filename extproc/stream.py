@@ -454,12 +454,12 @@ class Exchange(McpHooks):
                 actions = self._oversize_chunk(b"", end_of_stream=False, final=True)
             if not self._closed:
                 self._request = _Request.DONE
-                actions.append(ContinueTrailers(REQUEST))
+                actions += self._after_pins_ask(ContinueTrailers(REQUEST))
             return actions
         if self._request is _Request.MCP_BODY:
             actions = self._mcp_request_chunk(b"", end_of_stream=False, final=True)
             if not self._closed:
-                actions.append(ContinueTrailers(REQUEST))
+                actions += self._after_pins_ask(ContinueTrailers(REQUEST))
             return actions
         if self._request is _Request.BUFFERING_BODY:
             # Trailers, not a flagged body chunk, told us the body is complete.

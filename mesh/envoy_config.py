@@ -37,6 +37,7 @@ from protos import config as pc
 
 WEIR_CLUSTER = "weir_extproc"
 UPSTREAM_CLUSTER = "llm_upstream"
+MCP_CLUSTER = "mcp_tools"  # the sandbox tour's MCP tool server, when it runs one
 
 # Type URLs come from the message pool, not from strings typed by hand.
 EXT_PROC_TYPE_URL = pc.Any.pack(pc.ExternalProcessor()).type_url
@@ -238,21 +239,31 @@ def _downstream_mtls(
     return pc.Any.pack(tls)
 
 
-def _http_connection_manager(guards: Sequence[pc.HttpFilter]) -> pc.HttpConnectionManager:
-    route = pc.Route(
+def _http_connection_manager(
+    guards: Sequence[pc.HttpFilter], mcp_route: bool = False
+) -> pc.HttpConnectionManager:
+    routes = [pc.Route(
         match=pc.RouteMatch(prefix="/"),
         route=pc.RouteAction(
             cluster=UPSTREAM_CLUSTER,
             timeout=ROUTE_TIMEOUT,
             idle_timeout=STREAM_IDLE_TIMEOUT,
         ),
-    )
+    )]
+    if mcp_route:
+        # The sandbox's MCP tool server: `/mcp`, before the catch-all to the LLM upstream.
+        routes.insert(0, pc.Route(
+            match=pc.RouteMatch(path="/mcp"),
+            route=pc.RouteAction(
+                cluster=MCP_CLUSTER, timeout=ROUTE_TIMEOUT, idle_timeout=STREAM_IDLE_TIMEOUT
+            ),
+        ))
     return pc.HttpConnectionManager(
         codec_type=pc.HttpConnectionManagerCodecType.AUTO,
         stat_prefix="weir_sandbox",
         route_config=pc.RouteConfiguration(
             name="llm",
-            virtual_hosts=[pc.VirtualHost(name="llm", domains=["*"], routes=[route])],
+            virtual_hosts=[pc.VirtualHost(name="llm", domains=["*"], routes=routes)],
         ),
         http_filters=[
             *guards,
@@ -315,6 +326,7 @@ def sandbox_bootstrap(
     unguarded: bool = False,
     require_client_certificate: bool = True,
     more_weir_grpc_ports: Sequence[int] = (),
+    mcp_port: int | None = None,
 ) -> dict[str, TypingAny]:
     """A complete static Envoy bootstrap for the sandbox, as a proto-JSON dict.
 
@@ -327,6 +339,7 @@ def sandbox_bootstrap(
     ``unguarded=True`` allows neither filter: Envoy alone, the load test's baseline
     (`loadtest/run_bench.py`); without it a bootstrap that guards nothing is refused.
     ``more_weir_grpc_ports``: more `weir serve` replicas in the same cluster (round robin).
+    ``mcp_port``: an MCP tool server that Envoy routes `/mcp` to (the tour's agent).
     """
     if not (ext_proc or ext_authz or unguarded):
         raise ValueError("a sandbox without ext_proc or ext_authz would guard nothing")
@@ -342,7 +355,7 @@ def sandbox_bootstrap(
                 allow_mode_override=allow_mode_override,
             )
         )
-    hcm = _http_connection_manager(guards)
+    hcm = _http_connection_manager(guards, mcp_route=mcp_port is not None)
     listener = pc.Listener(
         name="llm_mtls",
         address=_socket_address("127.0.0.1", listen_port),
@@ -374,6 +387,12 @@ def sandbox_bootstrap(
         upstream_port,
         pc.HttpProtocolOptionsExplicitHttpConfig(http_protocol_options=pc.Http1ProtocolOptions()),
     )
+    clusters = [weir, upstream]
+    if mcp_port is not None:
+        clusters.append(_static_cluster(
+            MCP_CLUSTER, mcp_port,
+            pc.HttpProtocolOptionsExplicitHttpConfig(http_protocol_options=pc.Http1ProtocolOptions()),
+        ))
     node = pc.Node(id="weir-sandbox-envoy", cluster="weir-sandbox")
     if node_metadata:
         node.metadata = pc.Struct.from_dict(dict(node_metadata))
@@ -381,7 +400,7 @@ def sandbox_bootstrap(
         node=node,
         admin=pc.Admin(address=_socket_address("127.0.0.1", admin_port)),
         static_resources=pc.BootstrapStaticResources(
-            listeners=[listener], clusters=[weir, upstream]
+            listeners=[listener], clusters=clusters
         ),
         overload_manager=pc.OverloadManager(
             resource_monitors=[

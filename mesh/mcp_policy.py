@@ -6,18 +6,29 @@ scanners applied to `tools/call` arguments (`request`) and to what tool
 servers send back: results and tool definitions (`response`), plus the
 pinning mode (`enforce | audit | off`, default `audit`), validated here at
 load and carried for the pinning store.
+
+The document's `pinStore` says what MCP calls do while the shared pin store
+(Redis, `weir serve --redis`) does not answer, in the words of `budgetStore`:
+
+```yaml
+pinStore:
+  onUnavailable: closed   # closed: refuse tools/call and tools/list (503); open: allow, unpinned
+```
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from mesh.policy import ScanRule
 
 PINNING_MODES = ("enforce", "audit", "off")
+PIN_STORE_CLOSED, PIN_STORE_OPEN = "closed", "open"
 DEFAULT_PINNING = "audit"
 # The path MCP clients POST to when a policy names none.
 DEFAULT_MCP_PATHS = ("/mcp",)
@@ -42,6 +53,27 @@ def mcp_path_problem(path: str) -> str | None:
     if any(ch in path for ch in "?#*") or any(ch.isspace() for ch in path):
         return "a path, without query, fragment, glob or whitespace"
     return None
+
+
+class PinStoreDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    on_unavailable: Literal["closed", "open"] = Field(default="closed", alias="onUnavailable")
+
+
+@dataclass(frozen=True, slots=True)
+class PinStoreRule:
+    """What a pinned MCP call does while the shared pin store is unreachable."""
+
+    on_unavailable: str = PIN_STORE_CLOSED
+
+    @property
+    def fails_closed(self) -> bool:
+        return self.on_unavailable == PIN_STORE_CLOSED
+
+
+def build_pin_store(doc: PinStoreDoc | None) -> PinStoreRule:
+    return PinStoreRule() if doc is None else PinStoreRule(doc.on_unavailable)
 
 
 @dataclass(frozen=True)

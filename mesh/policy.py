@@ -48,7 +48,10 @@ from mesh.identity import JWT_SVID, UNAUTHENTICATED, XFCC
 from mesh.mcp_policy import (
     DEFAULT_MCP_PATHS,
     DEFAULT_PINNING,
+    PinStoreDoc,
+    PinStoreRule,
     ToolRules,
+    build_pin_store,
     mcp_path_problem,
     tool_glob_problem,
 )
@@ -220,6 +223,8 @@ class Policy:
     mcp_paths: tuple[str, ...] = DEFAULT_MCP_PATHS
     # What a budgeted call does while the budget store is unreachable.
     budget_store: BudgetStoreRule = field(default_factory=BudgetStoreRule)
+    # What a pinned MCP call does while the shared pin store is unreachable.
+    pin_store: PinStoreRule = field(default_factory=PinStoreRule)
 
     @property
     def enforcing(self) -> bool:
@@ -336,6 +341,7 @@ class _PolicyDoc(_Strict):
     jwt_svid: JwtSvidDoc | None = Field(default=None, alias="jwtSvid")
     ai_hosts: list[str] = Field(default_factory=list, alias="aiHosts")
     budget_store: BudgetStoreDoc | None = Field(default=None, alias="budgetStore")
+    pin_store: PinStoreDoc | None = Field(default=None, alias="pinStore")
     workloads: list[_WorkloadDoc] = Field(default_factory=list)
     mcp_paths: list[str] = Field(default_factory=lambda: list(DEFAULT_MCP_PATHS), alias="mcpPaths")
 
@@ -705,6 +711,7 @@ def _build(doc: _PolicyDoc, source: str, digest: str) -> Policy:
         svid_tokens=svid_tokens,
         ai_hosts=AiHosts(tuple(doc.ai_hosts)),
         budget_store=build_budget_store(doc.budget_store),
+        pin_store=build_pin_store(doc.pin_store),
         mcp_paths=tuple(doc.mcp_paths),
     )
 

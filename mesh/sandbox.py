@@ -39,6 +39,7 @@ SANDBOX_WORKLOADS: Mapping[str, str] = {
     "notebook": f"spiffe://{TRUST_DOMAIN}/ns/research/sa/notebook",
     "etl": f"spiffe://{TRUST_DOMAIN}/ns/batch/sa/etl",
     "assistant": f"spiffe://{TRUST_DOMAIN}/ns/finance/sa/assistant",
+    "agent": f"spiffe://{TRUST_DOMAIN}/ns/support/sa/agent",
 }
 
 # The sandbox's end-user identity provider: its JWKS file sits next to the policy.
@@ -47,7 +48,7 @@ SANDBOX_USER_JWKS = "user-jwks.json"
 SANDBOX_USER_HEADER = "x-user-token"
 
 SANDBOX_POLICY = f"""\
-# The sandbox policy: two known workloads, everyone else denied.
+# The sandbox policy: four known workloads, everyone else denied.
 trustDomain: {TRUST_DOMAIN}
 defaultAction: deny
 mode: enforce
@@ -74,6 +75,13 @@ workloads:
     users: ["group:finance-analysts"]
     requireUser: true
     providers: [openai]
+  - name: support-agent          # calls MCP tools (the tour's agent scene)
+    match: ["spiffe://{TRUST_DOMAIN}/ns/support/sa/agent"]
+    tools: ["search_docs", "get_*"]
+    mcp:
+      request:  [{{scanner: secrets, action: block}}]
+      response: [{{scanner: prompt-injection, action: block}}, {{scanner: secrets, action: redact}}]
+      pinning: enforce
 """
 
 
@@ -92,6 +100,14 @@ def _http_ok(url: str, timeout: float = 1.0) -> bool:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
         return False
 
 
@@ -175,6 +191,8 @@ class MeshSandbox:
     weir_env: Mapping[str, str] | None = None
     # `weir serve` replicas behind Envoy's one ext_proc cluster (share state with --redis).
     replicas: int = 1
+    # The MCP tool server (mesh.sandbox_mcp) behind Envoy's `/mcp` route: the tour's agent.
+    mcp_server: bool = False
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -182,8 +200,10 @@ class MeshSandbox:
         self.upstream_log = self.workdir / "upstream-requests.jsonl"
         self.ports = {
             name: free_port()
-            for name in ("envoy", "envoy_admin", "upstream", "weir_grpc", "weir_admin")
+            for name in ("envoy", "envoy_admin", "upstream", "weir_grpc", "weir_admin", "mcp")
         }
+        self.mcp_log = self.workdir / "mcp-tool-calls.jsonl"
+        self._mcp: _Process | None = None
         for n in range(1, self.replicas):
             self.ports[f"weir_grpc_{n}"] = free_port()
             self.ports[f"weir_admin_{n}"] = free_port()
@@ -203,6 +223,8 @@ class MeshSandbox:
             (self.workdir / SANDBOX_USER_JWKS).write_bytes(self.idp.jwks())
             self.policy_path.write_text(self.policy_text)
             self.start_upstream()
+            if self.mcp_server:
+                self.start_mcp_server()
             self.start_weir()
             for n in range(1, self.replicas):
                 self._more_weir.append(self._start_weir_process(
@@ -215,7 +237,7 @@ class MeshSandbox:
         return self
 
     def stop(self) -> None:
-        for process in (self._envoy, *self._more_weir, self._weir, self._upstream):
+        for process in (self._envoy, *self._more_weir, self._weir, self._mcp, self._upstream):
             if process is not None:
                 process.stop()
 
@@ -239,6 +261,36 @@ class MeshSandbox:
         self._upstream.wait_until(
             lambda: _http_ok(f"http://127.0.0.1:{self.ports['upstream']}/__requests"), 30
         )
+
+    def start_mcp_server(self, status_description: str | None = None) -> None:
+        """Start (or, with another `get_status` description, redeploy) the MCP tool server."""
+        from mesh.sandbox_mcp import STATUS_DESCRIPTION
+
+        if self._mcp is not None:
+            self._mcp.stop()
+        self.mcp_log.touch()
+        port = self.ports["mcp"]
+        self._mcp = _Process(
+            "mcp tool server",
+            [
+                sys.executable, "-m", "mesh.sandbox_mcp", "--port", str(port),
+                "--log", str(self.mcp_log),
+                "--status-description", status_description or STATUS_DESCRIPTION,
+            ],
+            self.workdir / "mcp-server.log",
+        )
+        self._mcp.start()
+        self._mcp.wait_until(lambda: _listening(port), 30)
+
+    def mcp_tool_calls(self) -> list[str]:
+        """The tools called on the MCP tool server, in order, since the last clear."""
+        if not self.mcp_log.exists():
+            return []
+        return [json.loads(line)["tool"] for line in self.mcp_log.read_text().splitlines()]
+
+    def clear_mcp_tool_calls(self) -> None:
+        if self.mcp_log.exists():
+            self.mcp_log.write_text("")
 
     def start_weir(self) -> None:
         self._weir = self._start_weir_process(
@@ -289,6 +341,7 @@ class MeshSandbox:
             more_weir_grpc_ports=[
                 self.ports[f"weir_grpc_{n}"] for n in range(1, self.replicas)
             ] if processor_port is None else [],
+            mcp_port=self.ports["mcp"] if self.mcp_server else None,
         )
         config_path = self.workdir / "envoy.yaml"
         config_path.write_text(render_yaml(bootstrap))
@@ -390,7 +443,7 @@ def run_sandbox(workdir: str | None = None, keep: bool = False) -> int:
 
     own_dir = workdir is None
     path = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="weir-sandbox-"))
-    sandbox = MeshSandbox(path)
+    sandbox = MeshSandbox(path, mcp_server=True)
     # SIGTERM, and SIGINT even where a shell started us with it ignored, unwind like
     # Ctrl-C so that the children are stopped.
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}

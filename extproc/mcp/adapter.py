@@ -10,7 +10,10 @@ style of the LLM provider adapters:
   each tool's definition (description, schemas, annotations), which are the
   surface of tool poisoning.
 Locators are JSON paths from the message root, so `replace_values` rewrites
-a message in place and it stays a valid JSON-RPC message.
+a message in place and it stays a valid JSON-RPC message. Object keys are
+read too (`argument_keys`, `result_keys`, `notification_keys`): a key cannot
+be rewritten in flight, so one a rule matches refuses its message; a key's
+locator ends in `#key`, so a record never quotes it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from extproc.mcp.jsonrpc import JsonRpcMessage
 
 TOOLS_CALL = "tools/call"
 TOOLS_LIST = "tools/list"
+TOOLS_LIST_CHANGED = "notifications/tools/list_changed"
 MCP_METHOD_HEADER = "mcp-method"
 MCP_NAME_HEADER = "mcp-name"
 # Methods whose `params` key the 2026-07-28 protocol mirrors in `Mcp-Name`.
@@ -131,3 +135,51 @@ def definition_texts(index: int, tool: Mapping[str, object]) -> list[TextPart]:
         if key in tool:
             strings_under(tool[key], ("result", "tools", index, key), "tool_definition", out)
     return _json_aware(out)
+
+
+KEY_LOCATOR = "#key"
+
+
+def keys_under(node: object, path: tuple[str | int, ...], kind: str, out: list[TextPart]) -> None:
+    """Every object key under `node`, at any depth, as a part located at `path..., #key`."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            out.append(TextPart((*path, KEY_LOCATOR), str(key), kind))
+            keys_under(value, (*path, key), kind, out)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            keys_under(value, (*path, index), kind, out)
+
+
+def argument_keys(message: JsonRpcMessage) -> list[TextPart]:
+    """The keys of a `tools/call`'s arguments (the argument names, and those below)."""
+    out: list[TextPart] = []
+    if message.method == TOOLS_CALL:
+        keys_under(message.params.get("arguments"), ("params", "arguments"), "tool_arguments", out)
+    return out
+
+
+def result_keys(message: JsonRpcMessage) -> list[TextPart]:
+    """The keys of a response's `result` except `_meta` (structured content's own keys)."""
+    out: list[TextPart] = []
+    result = message.result
+    if result is not None:
+        for key, value in result.items():
+            if key != "_meta":
+                keys_under(value, ("result", key), "tool_result", out)
+    return out
+
+
+def notification_keys(message: JsonRpcMessage) -> list[TextPart]:
+    out: list[TextPart] = []
+    keys_under(message.document.get("params"), ("params",), "notification", out)
+    return out
+
+
+def definition_keys(index: int, tool: Mapping[str, object]) -> list[TextPart]:
+    """The keys of one tool definition's schemas and annotations (its property names)."""
+    out: list[TextPart] = []
+    for key in ("inputSchema", "outputSchema", "annotations"):
+        if key in tool:
+            keys_under(tool[key], ("result", "tools", index, key), "tool_definition", out)
+    return out

@@ -10,6 +10,7 @@ as a whole JSON message or message by message over SSE.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from extproc.events import (
@@ -76,6 +77,42 @@ class McpHooks:
     def _init_mcp(self) -> None:
         self._mcp: McpCall | None = None
         self._mcp_sse: McpSseGuard | None = None
+        # The MCP server whose shared pins the servicer must load (`answer_pins`), if any.
+        self.pins_ask: str | None = None
+        self._mcp_after_pins: Callable[[], list[Action]] | None = None
+
+    def answer_pins(self, loaded: bool) -> list[Action]:
+        """The servicer loaded `pins_ask`'s pins (``loaded`` False: the store did not answer).
+
+        Returns the actions that waited for them.
+        """
+        from extproc.stream import ProtocolError
+
+        resume, call = self._mcp_after_pins, self._mcp
+        if self.pins_ask is None or resume is None or call is None:
+            raise ProtocolError("a pin answer with no pin question")
+        self.pins_ask, self._mcp_after_pins = None, None
+        call.pins_loaded(loaded)
+        return resume()
+
+    def _after_pins_ask(self, action: Action) -> list[Action]:
+        """`action` now, or after the held message when the exchange waits for pins
+        (request trailers must follow the request they end)."""
+        resume = self._mcp_after_pins
+        if self.pins_ask is None or resume is None:
+            return [action]
+
+        def then() -> list[Action]:
+            actions = resume()
+            return actions if self._closed else [*actions, action]
+
+        self._mcp_after_pins = then
+        return []
+
+    def _ask_pins(self, call: McpCall, resume: Callable[[], list[Action]]) -> list[Action]:
+        self.pins_ask = call.server
+        self._mcp_after_pins = resume
+        return []
 
     # --- request ---------------------------------------------------------------
 
@@ -91,6 +128,7 @@ class McpHooks:
             plans=self._plans.mcp(workload),
             pins=self._config.pins,
             server=self.record.authority or "(unknown)",
+            pin_store=self._policy.pin_store,
         )
         record = self.record
         record.recognised_by = f"mcp-{recognised_by}"
@@ -101,10 +139,28 @@ class McpHooks:
 
         method = (header_value(event.headers, ":method") or "").upper()
         if method != "POST":
-            # A 2025-06-18 session's GET stream or DELETE: nothing to judge on the way out.
+            # A 2025-06-18 session's GET stream (server-to-client messages, guarded on the
+            # way back) or DELETE (the session's end): nothing to judge on the way out,
+            # and each is an MCP call of its own in the records (method GET / DELETE).
+            call = self._mcp
+            assert call is not None
+            call.server_stream = method == "GET"
+            self.record.mcp_method = method or None
             self._request = _Request.DONE if event.end_of_stream else _Request.PASSTHROUGH_BODY
-            self._settle(Verdict.ALLOW, f"MCP {method} on the session endpoint")
-            return [ContinueHeaders(REQUEST, remove_headers=self._strip)]
+            what = "the session's server stream" if method == "GET" else (
+                "the session's end" if method == "DELETE" else "the session endpoint")
+            whose = f" for workload '{call.workload}'" if call.workload else ""
+            self._settle(Verdict.ALLOW, f"MCP {method} ({what}){whose}")
+            headers = ContinueHeaders(REQUEST, remove_headers=self._strip)
+            if call.server_stream and call.scans_responses:
+                headers = ContinueHeaders(
+                    REQUEST, set_headers=(("accept-encoding", "identity"),),
+                    remove_headers=self._strip,
+                )
+                if call.wants_pins:
+                    # A tools list may come on the stream: judged against the shared pins.
+                    return self._ask_pins(call, lambda: [headers])
+            return [headers]
         if event.end_of_stream:
             return [self._mcp_problem(INVALID_REQUEST, "invalid request: the body is empty")]
         encoding = header_value(event.headers, "content-encoding")
@@ -153,6 +209,11 @@ class McpHooks:
         body = bytes(self._body)
         self._body = bytearray()
         verdict = call.judge_request(body, self._request_headers)
+        if verdict.needs_pins:
+            self._body = bytearray(body)  # judged again once the pins are here
+            return self._ask_pins(call, lambda: self._mcp_request_chunk(
+                b"", end_of_stream, final=final
+            ))
         record = self.record
         record.mcp_method, record.tool_name = call.method, call.tool
         record.findings.extend(call.findings)
@@ -163,6 +224,8 @@ class McpHooks:
         elif record.verdict == "pending":
             what = f"tool '{call.tool}'" if call.tool else f"MCP {call.method or 'message'}"
             self._settle(Verdict.ALLOW, f"{what} allowed for workload '{call.workload}'")
+        if call.pins_note is not None:
+            self._settle(record.verdict, f"{record.reason}; {call.pins_note}")
         remove = self._strip
         if verdict.body is not None:
             body = verdict.body
@@ -207,7 +270,8 @@ class McpHooks:
         call = self._mcp
         assert call is not None
         status = self.record.status or 0
-        if not 200 <= status < 300 or call.message is None or not call.scans_responses:
+        judged = call.message is not None or call.server_stream
+        if not 200 <= status < 300 or not judged or not call.scans_responses:
             self._response = _Response.STREAMING_BODY
             return [ContinueHeaders(RESPONSE)]
         encoding = header_value(event.headers, "content-encoding")
@@ -281,6 +345,11 @@ class McpHooks:
         if call.withheld:
             self._settle(record.verdict, f"{record.reason}; withheld from tools/list: "
                          + ", ".join(call.withheld))
+        if call.pins_note is not None and call.pins_note not in (record.reason or ""):
+            self._settle(record.verdict, f"{record.reason}; {call.pins_note}")
+        if call.list_changed:
+            self._settle(record.verdict, f"{record.reason}; the server announced "
+                         "tools/list_changed")
         if call.drifted:
             self._settle(record.verdict, f"{record.reason}; tool definitions drifted from their "
                          "pins: " + ", ".join(call.drifted))

@@ -17,9 +17,18 @@ SSE stream of them (`McpSseGuard`):
   a `block` finding replaces the answer with a JSON-RPC error for the same id,
   `redact` rewrites the strings;
 - a server notification in the stream (progress, logs) is scanned too; one a
-  `block` rule matches is dropped.
+  `block` rule matches is dropped;
+- object keys (argument names, structured content's keys, schema property
+  names) are scanned with the same rules, as the LLM side's sweep does. A key
+  cannot be rewritten in flight, so a key a `redact` or `block` rule matches
+  refuses the call, replaces the answer with an error (over SSE: ends the
+  stream), drops the notification, or withholds the tool from a list.
 An SSE message is released only once it is whole and judged, so no byte of a
-blocked match ever leaves, however the stream is split.
+blocked match ever leaves, however the stream is split. A 2025-06-18 session's
+GET stream (`server_stream`) is judged the same way: its notifications and
+server requests with `mcp.response`, a result on it that lists tools as a
+`tools/list` answer (filtered, poisoning, drift: a shared store's pins are
+loaded when the stream opens), any other result as a result.
 """
 
 from __future__ import annotations
@@ -28,17 +37,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from extproc.audit import FindingRecord
-from extproc.document_guard import judge_document
+from extproc.document_guard import all_clean, judge_document
 from extproc.events import Headers
 from extproc.llm.base import BadResponseBody, TextPart, parse_response_json, replace_values
 from extproc.mcp.adapter import (
     TOOLS_CALL,
     TOOLS_LIST,
+    TOOLS_LIST_CHANGED,
+    argument_keys,
     argument_texts,
+    definition_keys,
     definition_texts,
     header_mismatch,
     listed_tools,
+    notification_keys,
     notification_texts,
+    result_keys,
     result_texts,
     tool_name,
 )
@@ -56,7 +70,8 @@ from extproc.mcp.jsonrpc import (
 from extproc.mcp.pins import PinCheck, PinStore, tool_digest
 from extproc.scan_plan import ScanPlan
 from extproc.sse import SseError, SseEvent, SseParser, serialize
-from mesh.mcp_policy import ToolRules, decide_tool
+from mesh.mcp_policy import PinStoreRule, ToolRules, decide_tool
+from mesh.verdicts import Action
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +92,8 @@ class McpRequestVerdict:
     body: bytes | None = None
     # A refusal the policy's audit mode turns into a record (the call goes on).
     audited: str | None = None
+    # The server's pins must be loaded first (a shared store): ask, then judge again.
+    needs_pins: bool = False
 
 
 def problem_refusal(problem: JsonRpcProblem) -> McpRefusal:
@@ -106,12 +123,20 @@ class McpCall:
         plans: tuple[ScanPlan | None, ScanPlan | None] = (None, None),
         pins: PinStore | None = None,
         server: str = "",
+        pin_store: PinStoreRule | None = None,
     ) -> None:
         # The `mcp` plans were compiled with the policy (extproc.scan_plan), never here.
         self.workload, self.rules, self.enforcing = workload, rules, enforcing
         self._request_plan, self._response_plan = plans
         self.pins, self.server = pins, server
+        self.pin_store = pin_store or PinStoreRule()
+        # A shared pin store's view of this server: "unloaded", "loaded" or "unavailable".
+        self.pins_state = "unloaded"
+        self.pins_note: str | None = None  # pins left unchecked (pinStore.onUnavailable: open)
         self.message = None
+        # A 2025-06-18 session's GET stream: server messages that answer no request here.
+        self.server_stream = False
+        self.list_changed = False  # the server announced notifications/tools/list_changed
         self.findings = []
         self.withheld = []
         self.blocked = None
@@ -130,6 +155,10 @@ class McpCall:
         """Whether the answer must be read: a list to filter or rules to apply."""
         if self._response_plan is not None:
             return True
+        if self.server_stream:
+            # A tools/list result may come on it (a resumed stream): filtered and pinned.
+            pinned = self.pins is not None and self.pinning != "off"
+            return pinned or (self.rules is not None and self.rules.tools is not None)
         if self.method == TOOLS_LIST and self.pins is not None and self.pinning != "off":
             return True  # every listing is checked against the pins
         restricted = self.rules is not None and self.rules.tools is not None
@@ -154,6 +183,13 @@ class McpCall:
                     "deny",
                 )
             )
+        if self.wants_pins and message.method in (TOOLS_CALL, TOOLS_LIST):
+            if self.pins_state == "unloaded":
+                return McpRequestVerdict(needs_pins=True)
+            if self.pins_state == "unavailable":
+                down = self._pins_down(message)
+                if down is not None:
+                    return down
         if message.method == TOOLS_CALL:
             name = tool_name(message)
             if name is None:
@@ -174,6 +210,13 @@ class McpCall:
         plan = self._request_plan
         if plan is None:
             return McpRequestVerdict()
+        key_hit = self._key_hit(argument_keys(message), plan, "request")
+        if key_hit is not None:
+            reason = (
+                f"tool arguments refused by policy: rule '{key_hit.rule}' ({key_hit.scanner}) "
+                f"matched an object key in {key_hit.where}, and a key cannot be rewritten"
+            )
+            return McpRequestVerdict(self._refusal(message, reason, self.workload or ""))
         verdict = judge_document(argument_texts(message), plan, "request")
         self.findings.extend(verdict.findings)
         if verdict.blocked_by is not None:
@@ -189,6 +232,32 @@ class McpCall:
         return McpRequestVerdict()
 
     @property
+    def wants_pins(self) -> bool:
+        """Whether this call reads a shared pin store, which must be loaded first."""
+        return self.pins is not None and self.pins.shared and self.pinning != "off"
+
+    def pins_loaded(self, loaded: bool) -> None:
+        self.pins_state = "loaded" if loaded else "unavailable"
+
+    def _pins_down(self, message: JsonRpcMessage) -> McpRequestVerdict | None:
+        """The shared pin store did not answer: `pinStore.onUnavailable` decides."""
+        if not self.pin_store.fails_closed:
+            self.pins = None  # this call goes on unpinned, and says so
+            self.pins_note = (
+                "pins unchecked: the MCP pin store is unavailable (pinStore.onUnavailable: open)"
+            )
+            return None
+        reason = "the MCP pin store is unavailable (pinStore.onUnavailable: closed)"
+        if not self.enforcing:
+            self.pins = None
+            return McpRequestVerdict(audited=reason)
+        data = {"rule": "pinStore", "verdict": "error"}
+        document = error_document(
+            message.id, REFUSED_BY_POLICY, f"weir: {reason}; retry shortly", data
+        )
+        return McpRequestVerdict(McpRefusal(503, dump_message(document), reason, "error"))
+
+    @property
     def pinning(self) -> str:
         return self.rules.pinning if self.rules is not None else "audit"
 
@@ -197,15 +266,36 @@ class McpCall:
             return None
         return self.pins.refusal(self.server, tool, enforce_drift=self.pinning == "enforce")
 
-    def _pin(self, tool: str, definition: Mapping[str, object], *, poisoned: bool) -> bool:
-        """Record the definition; True when it drifted and `enforce` hides it."""
+    def _pin(self, tool: str, definition: Mapping[str, object], *, poisoned: bool) -> str | None:
+        """Record the definition; why `enforce` hides it (drift), or None."""
         if self.pins is None or self.pinning == "off":
-            return False
+            return None
+        if self.pins_state == "unavailable":
+            # Only on a GET stream (a POSTed tools/list was answered at the request).
+            if self.pin_store.fails_closed and self.enforcing:
+                return "its pins are unknown: the MCP pin store is unavailable " \
+                    "(pinStore.onUnavailable: closed)"
+            self.pins_note = (
+                "pins unchecked: the MCP pin store is unavailable (pinStore.onUnavailable: open)"
+            )
+            return None
         check = self.pins.observe(self.server, tool, tool_digest(definition), poisoned=poisoned)
         if check is not PinCheck.DRIFT:
-            return False
+            return None
         self.drifted.append(tool)
-        return self.pinning == "enforce" and self.enforcing
+        return "drifted from its pin" if self.pinning == "enforce" and self.enforcing else None
+
+    def _key_hit(
+        self, parts: list[TextPart], plan: ScanPlan, direction: str
+    ) -> FindingRecord | None:
+        """The finding of a `block` or `redact` rule in an object key, or None."""
+        if not parts or all_clean(plan, {part.text for part in parts}):
+            return None
+        verdict = judge_document(parts, plan, direction)
+        self.findings.extend(verdict.findings)
+        if verdict.blocked_by is not None:
+            return verdict.blocked_by
+        return next((f for f in verdict.findings if f.action is Action.REDACT), None)
 
     def _refusal(self, message: JsonRpcMessage, reason: str, rule: str) -> McpRefusal:
         data = {"rule": rule, "verdict": "deny"}
@@ -245,34 +335,62 @@ class McpCall:
             assert request is not None
             if request.method == TOOLS_LIST:
                 return self._filter_tools(message)
-            return self._scan(message, result_texts(message), answers=True)
+            return self._scan(message, result_texts(message), result_keys(message), answers=True)
+        if self.server_stream and message.is_response and message.result is not None:
+            # On the GET stream no request of this exchange says what a result answers: one
+            # that lists tools is judged as a tools/list answer, any other as a result.
+            if isinstance(message.result.get("tools"), list):
+                return self._filter_tools(message)
+            return self._scan(message, result_texts(message), result_keys(message), answers=True)
+        if message.method == TOOLS_LIST_CHANGED:
+            self.list_changed = True  # the client's next tools/list is judged and pinned
         if message.is_response:
             return document  # an error, or an answer to something else: nothing to judge
-        return self._scan(message, notification_texts(message), answers=False)
+        return self._scan(
+            message, notification_texts(message), notification_keys(message), answers=False
+        )
 
     def _scan(
-        self, message: JsonRpcMessage, parts: list[TextPart], *, answers: bool
+        self,
+        message: JsonRpcMessage,
+        parts: list[TextPart],
+        keys: list[TextPart],
+        *,
+        answers: bool,
     ) -> object | None:
         plan = self._response_plan
-        if plan is None or not parts:
+        if plan is None or not (parts or keys):
             return message.document
+        what = "tool result" if self.method == TOOLS_CALL else "MCP answer"
+        if not answers:
+            what = "MCP server message"  # a notification or a server request: dropped
+        key_hit = self._key_hit(keys, plan, "response")
+        if key_hit is not None:
+            reason = (
+                f"{what} blocked by policy: rule '{key_hit.rule}' ({key_hit.scanner}) matched "
+                f"an object key in {key_hit.where}, and a key cannot be rewritten"
+            )
+            return self._blocked(message, reason, answers=answers)
         verdict = judge_document(parts, plan, "response")
         self.findings.extend(verdict.findings)
         if verdict.blocked_by is not None:
             hit = verdict.blocked_by
-            what = "tool result" if self.method == TOOLS_CALL else "MCP answer"
             reason = (
                 f"{what} blocked by policy: rule '{hit.rule}' ({hit.scanner}) "
                 f"matched in {hit.where}"
             )
-            self.blocked = reason
-            if not answers:
-                return None
-            data = {"rule": self.workload or "", "verdict": "block"}
-            return error_document(message.id, REFUSED_BY_POLICY, f"weir: {reason}", data)
+            return self._blocked(message, reason, answers=answers)
         if verdict.changed:
             return replace_values(message.document, verdict.replacements)
         return message.document
+
+    def _blocked(self, message: JsonRpcMessage, reason: str, *, answers: bool) -> object | None:
+        """The request's answer becomes an error for its id; a notification is dropped."""
+        self.blocked = reason
+        if not answers:
+            return None
+        data = {"rule": self.workload or "", "verdict": "block"}
+        return error_document(message.id, REFUSED_BY_POLICY, f"weir: {reason}", data)
 
     def _filter_tools(self, message: JsonRpcMessage) -> object:
         rules, plan = self.rules, self._response_plan
@@ -296,12 +414,20 @@ class McpCall:
                 changed = True
                 continue
             verdict = None
+            key_hit = None
             if plan is not None:
+                key_hit = self._key_hit(definition_keys(index, definition), plan, "response")
                 verdict = judge_document(definition_texts(index, definition), plan, "response")
                 self.findings.extend(verdict.findings)
-            poisoned = verdict is not None and verdict.blocked_by is not None
-            if self._pin(name, definition, poisoned=poisoned):
-                self.withheld.append(f"{name}: drifted from its pin")
+            blocked = verdict is not None and verdict.blocked_by is not None
+            poisoned = key_hit is not None or blocked
+            hidden = self._pin(name, definition, poisoned=poisoned)
+            if hidden is not None:
+                self.withheld.append(f"{name}: {hidden}")
+                changed = True
+                continue
+            if key_hit is not None:
+                self.withheld.append(f"{name}: an object key matched ({key_hit.rule})")
                 changed = True
                 continue
             if verdict is not None:

@@ -13,11 +13,14 @@ A definition a `block` rule matched (tool poisoning) is marked as such, so its
 calls are refused too, whatever the pinning mode.
 
 `PinStore` is the small interface the guard needs (`observe`, `refusal`,
-`accept`, `snapshot`), so another backend (Redis, shared by replicas) can stand
-behind it. `MemoryPinStore` keeps pins for the process's life; `FilePinStore`
-(`weir serve --state-dir DIR`) keeps them in `DIR/mcp-pins.json`, written
-atomically, and re-reads it when another writer changed it, so pins survive a
-restart.
+`accept`, `snapshot`, all synchronous: the guard is sans-I/O), plus the async
+calls the servicer and the admin API make around it (`load` a server's pins
+before a call reads them, `flush` what calls recorded, `accept_now`,
+`snapshot_now`). `MemoryPinStore` keeps pins for the process's life;
+`FilePinStore` (`weir serve --state-dir DIR`) keeps them in
+`DIR/mcp-pins.json`, written atomically, and re-reads it when another writer
+changed it, so pins survive a restart. `RedisPinStore`
+(`extproc.mcp.shared_pins`, `weir serve --redis`) shares them between replicas.
 """
 
 from __future__ import annotations
@@ -66,6 +69,32 @@ class Pin:
 
 
 class PinStore(Protocol):
+    # True when `load` must run before a call reads a server's pins (a shared store).
+    shared: bool
+
+    @property
+    def pending(self) -> bool:
+        """Whether recorded definitions wait for `flush`."""
+        ...
+
+    async def load(self, server: str) -> None:
+        """Bring a server's pins up to date; raises StoreUnavailable (shared stores)."""
+        ...
+
+    async def flush(self) -> None:
+        """Send what `observe` recorded to the shared store; raises StoreUnavailable."""
+        ...
+
+    async def accept_now(self, server: str, tool: str) -> bool:
+        """`accept`, for the admin API; raises StoreUnavailable (shared stores)."""
+        ...
+
+    async def snapshot_now(self) -> dict[str, dict[str, dict[str, object]]]:
+        """`snapshot`, for the admin API; raises StoreUnavailable (shared stores)."""
+        ...
+
+    async def close(self) -> None: ...
+
     def observe(self, server: str, tool: str, digest: str, *, poisoned: bool) -> PinCheck:
         """Record the definition a server now serves for a tool."""
         ...
@@ -85,6 +114,8 @@ class PinStore(Protocol):
 
 class MemoryPinStore:
     """Pins for the life of the process."""
+
+    shared = False
 
     def __init__(self) -> None:
         self._pins: dict[str, dict[str, Pin]] = {}
@@ -145,6 +176,25 @@ class MemoryPinStore:
                 }
                 for server, tools in sorted(self._pins.items())
             }
+
+    @property
+    def pending(self) -> bool:
+        return False
+
+    async def load(self, server: str) -> None:
+        return None
+
+    async def flush(self) -> None:
+        return None
+
+    async def accept_now(self, server: str, tool: str) -> bool:
+        return self.accept(server, tool)
+
+    async def snapshot_now(self) -> dict[str, dict[str, dict[str, object]]]:
+        return self.snapshot()
+
+    async def close(self) -> None:
+        return None
 
     def _refresh(self) -> None:
         """Hook for stores backed by something another writer may change."""

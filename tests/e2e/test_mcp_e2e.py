@@ -144,7 +144,9 @@ async def test_tools_list_is_filtered_and_a_poisoned_tool_withheld(
     listed = await with_client(mcp_mesh, mode, "checkout", lambda c: c.list_tools())
     names = sorted(tool.name for tool in listed.tools)
     # delete_repo is outside `tools`; get_notes' description carries injected instructions.
-    assert names == ["get_advice", "get_report", "get_status", "search_docs"]
+    assert names == [
+        "get_advice", "get_config", "get_news", "get_report", "get_status", "search_docs"
+    ]
     unrestricted = await with_client(mcp_mesh, mode, "notebook", lambda c: c.list_tools())
     assert "delete_repo" in {tool.name for tool in unrestricted.tools}
 
@@ -196,6 +198,73 @@ async def test_an_injected_instruction_in_a_result_is_blocked(
         )
     assert "tool result blocked" in str(info.value) and "prompt-injection" in str(info.value)
     assert "Ignore all previous" not in str(info.value)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_secret_object_key_in_arguments_or_a_result_is_refused_never_released(
+    mcp_mesh: McpSandbox, mode: str
+) -> None:
+    before = len(mcp_mesh.tool_calls())
+    with pytest.raises(MCPError) as info:
+        await with_client(
+            mcp_mesh, mode, "checkout",
+            lambda c: c.call_tool("search_docs", {"query": "a", AWS_KEY: "b"}),
+        )
+    assert "object key" in str(info.value) and AWS_KEY not in str(info.value)
+    assert len(mcp_mesh.tool_calls()) == before  # never reached the server
+    with pytest.raises(MCPError) as info:
+        await with_client(
+            mcp_mesh, mode, "checkout", lambda c: c.call_tool("get_config", {"section": "x"})
+        )
+    assert "object key" in str(info.value) and AWS_KEY not in str(info.value)
+    assert "get_config" in mcp_mesh.tool_calls()  # it ran; its answer was refused
+
+
+def decisions(mesh: McpSandbox) -> list[dict[str, Any]]:
+    return [json.loads(m.group(1)) for m in map(DECISION.match, mesh.weir_log().splitlines()) if m]
+
+
+async def test_a_session_get_stream_is_guarded_and_get_and_delete_are_recorded(
+    mcp_mesh: McpSandbox,
+) -> None:
+    """2025-06-18 session mode: the server's own messages ride the GET stream."""
+    import anyio
+    from mcp import types
+
+    logs: list[str] = []
+    changed = anyio.Event()
+
+    async def on_log(params: types.LoggingMessageNotificationParams) -> None:
+        logs.append(str(params.data))
+
+    async def on_message(message: object) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            changed.set()
+
+    http = httpx2.AsyncClient(verify=mcp_mesh.ssl_context("checkout"), timeout=30)
+    transport = streamable_http_client(f"{mcp_mesh.envoy_url}/mcp", http_client=http)
+    async with http, Client(  # type: ignore[arg-type]
+        transport, mode="legacy", cache=None, logging_callback=on_log, message_handler=on_message
+    ) as client:
+        assert text_of(await client.call_tool("get_news")) == "news posted"
+        with anyio.fail_after(10):
+            await changed.wait()  # list_changed went through, after the three log messages
+    # The secret is redacted, the injected instruction dropped, the rest delivered in order.
+    assert len(logs) == 2, logs
+    assert logs[0].startswith("rotated the deploy key ") and AWS_KEY not in logs[0]
+    assert logs[1] == "news posted"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        records = decisions(mcp_mesh)
+        guarded = [r for r in records if r.get("mcp_method") == "GET"
+                   and r["verdict"] == "block" and "prompt-injection" in r["reason"]]
+        ended = [r for r in records if r.get("mcp_method") == "DELETE"]
+        if guarded and ended:
+            break
+        time.sleep(0.1)
+    assert guarded and guarded[-1]["mcp_server"] == "127.0.0.1"
+    assert ended and ended[-1]["verdict"] == "allow"
+    assert AWS_KEY not in mcp_mesh.weir_log()
 
 
 async def test_the_decision_log_names_server_method_tool_and_decision(mcp_mesh: McpSandbox) -> None:

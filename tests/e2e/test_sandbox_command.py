@@ -40,6 +40,19 @@ def test_the_sandbox_tour_runs_and_exits_zero(tmp_path: Path) -> None:
     assert "models used: claude-sonnet-4, gpt-4o; asked for in refused calls: gpt-4o, gpt-5" in (
         result.stdout
     )
+    # The agent's scene: the mcp SDK's Client against the sandbox's MCPServer.
+    agent = result.stdout[result.stdout.index("agent     MCP tools/list"):]
+    assert "listed search_docs, get_status (delete_repo is not in its tools" in agent
+    assert "search_docs answered \"3 results for 'mtls'\"\n    tool server saw 1 tool call(s)" in (
+        agent
+    )
+    assert ("MCPError: weir: tool 'delete_repo' is not in workload 'support-agent' tools "
+            "[search_docs, get_*]\n    tool server saw 0 tool call(s)") in agent
+    assert "get_status is hidden from tools/list; calling it: MCPError: weir: tool " in agent
+    assert "changed since it was pinned" in agent
+    assert "get_status answered 'all green'\n    tool server saw 1 tool call(s)" in agent
+    assert "MCP 127.0.0.1 delete_repo: 1 call(s) (deny=1)" in result.stdout
+    assert "UNEXPECTED" not in result.stdout
     # A --workdir given without --keep is not removed, and the tour says so.
     assert f"{tmp_path / 'weir.log'} (kept after exit)" in result.stdout
     assert (tmp_path / "weir.log").exists()

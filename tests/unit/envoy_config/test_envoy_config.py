@@ -232,6 +232,21 @@ def test_node_metadata_is_set_only_when_given(
     assert node["id"] and node["cluster"]
 
 
+def test_the_mcp_route_goes_to_the_tool_server_before_the_catch_all_only_when_asked(
+    pki: PkiPaths,
+) -> None:
+    def routes(config: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+        [host] = hcm_of(config)["routeConfig"]["virtualHosts"]
+        return [(r["match"], r["route"]["cluster"]) for r in host["routes"]]
+
+    assert routes(bootstrap(pki)) == [({"prefix": "/"}, "llm_upstream")]
+    assert "mcp_tools" not in clusters_of(bootstrap(pki))
+    config = bootstrap(pki, mcp_port=8090)
+    assert routes(config) == [({"path": "/mcp"}, "mcp_tools"), ({"prefix": "/"}, "llm_upstream")]
+    endpoint = clusters_of(config)["mcp_tools"]["loadAssignment"]["endpoints"][0]
+    assert endpoint["lbEndpoints"][0]["endpoint"]["address"]["socketAddress"]["portValue"] == 8090
+
+
 def test_the_rendered_yaml_loads_back_to_the_same_config(pki: PkiPaths) -> None:
     config = bootstrap(pki)
     assert yaml.safe_load(render_yaml(config)) == config
@@ -255,8 +270,9 @@ def test_the_envoy_binary_is_found_and_executable() -> None:
         },
         {"request_attributes": IDENTITY_ATTRIBUTES["xfcc"]},
         {"weir_cluster_name": ISTIO_CLUSTER, "allow_mode_override": True},
+        {"mcp_port": 8090},
     ],
-    ids=["peer-certificate", "node-metadata", "xfcc", "istio-cluster-name"],
+    ids=["peer-certificate", "node-metadata", "xfcc", "istio-cluster-name", "mcp-route"],
 )
 def test_real_envoy_accepts_the_sandbox_bootstrap(pki: PkiPaths, overrides: dict[str, Any]) -> None:
     validate_with_envoy(render_yaml(bootstrap(pki, **overrides)))

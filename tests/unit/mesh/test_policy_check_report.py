@@ -40,7 +40,7 @@ def test_every_problem_is_reported_in_file_order_with_its_yaml_line(tmp_path: Pa
         "allow, deny) (YAML read an unquoted value as a boolean; quote it)",
         "policy.yaml:3: mdoe: unknown key 'mdoe'; did you mean 'mode'? (allowed here: "
         "trustDomain, defaultAction, mode, identitySources, xfcc, jwt, jwtSvid, aiHosts, "
-        "budgetStore, workloads, mcpPaths)",
+        "budgetStore, pinStore, workloads, mcpPaths)",
         "policy.yaml:4: identitySources[0]: the string 'peer-certficate' is not allowed; "
         "did you mean 'peer-certificate'? (expected one of: peer-certificate, node-metadata, xfcc, "
         "jwt-svid)",
