@@ -12,17 +12,16 @@ soon as we answer them, so answering early would let a request whose model is
 refused reach the upstream (as headers, then a reset). Holding them keeps the
 promise that the upstream never sees a denied request.
 
-The response side depends on the workload's response rules and the reply:
-- no rules, a non-2xx reply, or no body: it flows through chunk by chunk
-  (a 2xx LLM answer is still metered for its usage, by `UsageMeter`);
-- an SSE token stream: each chunk goes through `SseGuard` (per-channel
-  streaming scanners); only released bytes are answered, so one chunk in may
-  be zero or several bytes out;
-- a JSON reply: its headers are withheld and the body judged whole, so a
-  `block` can still be a clean 403 in the provider's format;
-- compressed or any other content type: refused (503) when the rules block
-  or redact, since those bytes cannot be scanned; let through when they only
-  audit.
+The response side hands the body to one processor (`extproc.response_body`),
+chosen when the response headers arrive from the workload's response rules, its
+`tools` and the reply: a metered pass-through, the guarded SSE stream, a JSON
+reply judged whole (its headers withheld, so a `block` can still be a clean
+403), a tools-checked stream for a workload with `tools` but no response rules,
+or an MCP answer. The processors contribute to the record; the exchange routes
+events to them and turns their refusals into local replies.
+
+The servicer calls `handle` (and `handle_budget`, `handle_deadline`,
+`handle_end`): the same actions plus `Publish`, once, when the record is final.
 `end_of_stream` is sent exactly once, when Envoy has said the body ended.
 When a body ends with trailers, the trailers response closes that direction
 instead (Envoy's FDS contract).
@@ -53,7 +52,7 @@ from extproc.budget_gate import (
     estimate_input,
     request_usage,
 )
-from extproc.document_guard import DocumentVerdict, KeyCollision, judge_document
+from extproc.document_guard import KeyCollision, judge_document
 from extproc.events import (
     Action,
     BodyEvent,
@@ -68,6 +67,7 @@ from extproc.events import (
     TrailersEvent,
     header_value,
 )
+from extproc.exchange_record import ExchangeRecord, Publish
 from extproc.llm import (
     EMPTY_BODY_REASON,
     BadRequestBody,
@@ -79,24 +79,29 @@ from extproc.llm import (
 )
 from extproc.llm.anthropic_messages import AnthropicMessages
 from extproc.llm.base import (
-    BadResponseBody,
-    TextPart,
     Usage,
     parse_json_object,
-    parse_response_body,
     read_model_and_stream,
 )
-from extproc.llm.response_facts import ResponseFacts
-from extproc.llm.strings import StructureError
-from extproc.llm_tools import forbidden_call, forbidden_tool
+from extproc.llm_tools import forbidden_tool
 from extproc.mcp.exchange import McpHooks
 from extproc.mcp.pins import MemoryPinStore, PinStore
 from extproc.request_path import normalise_path
+from extproc.response_body import (
+    MAX_EMITTED_CHUNK as MAX_EMITTED_CHUNK,  # re-exported: the chunk size Envoy is sent
+)
+from extproc.response_body import (
+    McpAnswer,
+    PassThrough,
+    Refuse,
+    ResponseBody,
+    blocked_reason,
+    select_response_body,
+    stream_chunks,
+)
 from extproc.scan_plan import PolicyPlans, ScanPlan, compile_plans
 from extproc.shared_store import Charge
 from extproc.sse import serialize
-from extproc.sse_guard import SseGuard, stream_error_events
-from extproc.usage_meter import UsageMeter
 from mesh.ai_hosts import authority_host
 from mesh.credentials import (
     Credentials,
@@ -122,8 +127,6 @@ DEFAULT_MAX_REQUEST_BODY = 8 * 1024 * 1024
 # A non-streamed response is judged whole; past this size it cannot be, and an
 # enforcing policy fails it closed.
 DEFAULT_MAX_RESPONSE_BODY = 16 * 1024 * 1024
-# Envoy's FDS documentation recommends response chunks of at most 64 KiB.
-MAX_EMITTED_CHUNK = 64 * 1024
 
 REQUEST, RESPONSE = Direction.REQUEST, Direction.RESPONSE
 _LOADED_KEYS = LoadedKeys()
@@ -153,13 +156,13 @@ class _Request(Enum):
 
 class _Response(Enum):
     EXPECT_HEADERS = auto()
-    STREAMING_BODY = auto()  # nothing to scan: chunks flow as they come
-    GUARDING_STREAM = auto()  # an SSE token stream through the SseGuard
-    BUFFERING_BODY = auto()  # a JSON response, judged whole; headers withheld
-    ENDED_BY_WEIR = auto()  # blocked mid-stream: the client's response is over
+    BODY = auto()  # the body goes through its processor (`extproc.response_body`)
+    ENDED_BY_WEIR = auto()  # blocked or ended mid-stream: the client's response is over
+    DONE = auto()
+    # Set by the MCP hooks (`extproc.mcp.exchange`), which keep their own modes:
+    STREAMING_BODY = auto()  # an MCP answer with nothing to judge: it flows
     MCP_JSON = auto()  # an MCP answer in one JSON message: judged whole, headers withheld
     MCP_STREAM = auto()  # an MCP answer as SSE: each message judged whole before release
-    DONE = auto()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,53 +171,6 @@ class ExchangeConfig:
     max_response_body: int = DEFAULT_MAX_RESPONSE_BODY
     # MCP tool pins (extproc.mcp.pins), shared by every exchange of the process.
     pins: PinStore = field(default_factory=MemoryPinStore)
-
-
-@dataclass(slots=True)
-class ExchangeRecord:
-    """What happened in one exchange, for the decision log and the metrics."""
-
-    principal: str = ""
-    identity_source: str | None = None
-    # The end user: a keyed hash of issuer and subject (`subject_hash`), never the token.
-    user: str | None = None
-    # Why a presented token was refused ("user:expired", "svid:kid", ...), a fixed word.
-    token_rejection: str | None = None
-    identity_detail: str = ""
-    workload: str | None = None
-    method: str = ""
-    path: str = ""
-    # The request's host (no port) and path normal form (`extproc.request_path`).
-    authority: str = ""
-    api_path: str = ""
-    ai_host: bool = False  # a known AI provider host (built-in list or policy aiHosts)
-    # How the call was recognised as an LLM call: "path", "body" (its shape), or None.
-    recognised_by: str | None = None
-    provider: str | None = None
-    model: str | None = None
-    stream: bool | None = None
-    verdict: Verdict = Verdict.PENDING  # see mesh.verdicts for what each one means
-    rule: str | None = None
-    reason: str = ""
-    status: int | None = None
-    policy_digest: str = ""
-    request_bytes: int = 0
-    response_bytes: int = 0
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    findings: list[FindingRecord] = field(default_factory=list)
-    held_bytes_max: int = 0
-    # An MCP call (extproc.mcp): the server (its authority), the method and the tool.
-    mcp_server: str | None = None
-    mcp_method: str | None = None
-    tool_name: str | None = None
-    # What the answer says of itself, for telemetry: never content (extproc.llm.response_facts).
-    response_model: str | None = None
-    finish_reasons: list[str] = field(default_factory=list)
-    # The token budget (`extproc.budget_gate`): reserved | refused | ended | unavailable
-    # (the store did not answer; onUnavailable decided), or None when unmetered.
-    budget: str | None = None
-    started: float = field(default_factory=time.monotonic)
 
 
 class Exchange(McpHooks):
@@ -251,9 +207,7 @@ class Exchange(McpHooks):
         self._json_start: bool | None = None  # may the sniffed body be a JSON object?
         self._top_keys: TopLevelKeys | None = None  # an oversize body's top-level keys
         self._response_plan: ScanPlan | None = None
-        self._guard: SseGuard | None = None
-        self._meter: UsageMeter | None = None
-        self._guard_recorded = False  # the guard's findings and usage are in the record
+        self._body_processor: ResponseBody | None = None  # chosen at the response headers
         # A budgeted workload's exchange: a charge the servicer must carry to the shared
         # store (`budget_ask`), and the actions that wait for its answer (`answer_budget`).
         self._budget: BudgetGate | None = None
@@ -262,7 +216,8 @@ class Exchange(McpHooks):
         self._budget_held: list[Action] = []
         self._budget_settled = False
         self.budget_ask: Charge | None = None
-        self._error_reply = False  # a non-2xx reply, scanned whole (response rules apply)
+        self._published = False  # `Publish` was returned
+        self._publish_at_end = False  # the drain deadline ended it: publish with the failure
         self._init_mcp()
         self.record = ExchangeRecord(policy_digest=policy.digest)
 
@@ -283,7 +238,54 @@ class Exchange(McpHooks):
             return True
         # The provider's own end-of-stream event has gone out: SDKs stop reading there and
         # may hang up before Envoy's end of stream ever reaches Weir.
-        return self._guard_recorded or (self._meter is not None and self._meter.saw_terminal)
+        body = self._body_processor
+        return body is not None and body.complete
+
+    # --- what the servicer calls: Envoy's actions, and the record's publication ---------
+
+    def handle(self, event: Event) -> list[Action | Publish]:
+        """`receive`, plus `Publish` (first, once) when the record has become final."""
+        return self._with_publication(self.receive(event))
+
+    def handle_budget(self, used: int | None, applied: bool = False) -> list[Action | Publish]:
+        """`answer_budget`, plus `Publish` when the record has become final."""
+        return self._with_publication(self.answer_budget(used, applied))
+
+    def handle_deadline(self, reason: str) -> list[Action]:
+        """`terminate` at the drain deadline; the record is published by `handle_end`."""
+        self._publish_at_end = True
+        return self.terminate(reason)
+
+    def handle_end(self, error: str | None) -> list[Publish]:
+        """The ext_proc stream is over (``error``: why it failed, or None): the record's
+        publication, unless it went already.
+
+        A failed exchange is an error whatever was decided before it failed: a crash
+        mid-answer must never stay logged as `allow`. Envoy cancelling a stream whose
+        verdict is known is only its way of hanging up.
+        """
+        if self._published:
+            return []
+        self._published = True
+        record = self.record
+        if error is not None and (error != "cancelled" or record.verdict == Verdict.PENDING):
+            record.verdict = Verdict.ERROR
+            record.reason = f"ext_proc stream ended: {error}"
+        return [Publish(record)]
+
+    def _with_publication(self, actions: list[Action]) -> list[Action | Publish]:
+        # Published before the actions go out: a client that reads the metrics right after
+        # its stream ends must see this call. Never while a budget answer is awaited: the
+        # record may still change with it.
+        if (
+            self._published
+            or self._publish_at_end
+            or self.budget_ask is not None
+            or not self.complete
+        ):
+            return list(actions)
+        self._published = True
+        return [Publish(self.record), *actions]
 
     def receive(self, event: Event) -> list[Action]:
         if self._closed:
@@ -320,28 +322,12 @@ class Exchange(McpHooks):
             return []
         if self._request in (
             _Request.BUFFERING_BODY, _Request.SNIFFING_BODY, _Request.MCP_BODY
-        ) or self._response in (_Response.BUFFERING_BODY, _Response.MCP_JSON):
+        ):
             return [self._refuse(ErrorKind.UNAVAILABLE, reason)]
-        if self._response is _Response.GUARDING_STREAM:
-            guard = self._guard
-            assert guard is not None
-            out = guard.terminate(reason)
-            self._response = _Response.ENDED_BY_WEIR
-            self._close_guard(guard)
-            return [StreamBody(RESPONSE, out, True)]
-        if self._response is _Response.MCP_STREAM:
-            return self._mcp_terminate(reason)
-        meter = self._meter
-        if self._response is _Response.STREAMING_BODY and meter is not None and meter.event_stream:
-            assert self._provider is not None
-            # The client may hold half an event: close it so the error event stands alone.
-            prefix = b"" if meter.at_event_boundary else b"\n\n"
-            self._response = _Response.ENDED_BY_WEIR
-            self._meter = None
-            self._settle(Verdict.ERROR, reason)
-            ending = stream_error_events(self._provider, reason)
-            return [StreamBody(RESPONSE, prefix + ending, True)]
-        return []
+        body = self._body_processor
+        if body is None or self._response in (_Response.DONE, _Response.ENDED_BY_WEIR):
+            return []
+        return self._ran(body, body.terminate(reason))
 
     # --- request -------------------------------------------------------------
 
@@ -614,7 +600,7 @@ class Exchange(McpHooks):
         headers = ContinueHeaders(REQUEST, remove_headers=self._strip)
         if body is None or (not body and not end_of_stream):
             return [headers]  # no body message to answer (yet)
-        return [headers, *_stream_chunks(REQUEST, body, end_of_stream)]
+        return [headers, *stream_chunks(REQUEST, body, end_of_stream)]
 
     def _past_sniff_limit(self, chunk: bytes, end_of_stream: bool) -> list[Action]:
         """A JSON body larger than Weir may hold: fail closed where it may be an LLM call.
@@ -689,7 +675,7 @@ class Exchange(McpHooks):
                 return []
         elif not chunk:
             return []
-        return [*_stream_chunks(REQUEST, chunk, end_of_stream)]
+        return [*stream_chunks(REQUEST, chunk, end_of_stream)]
 
     def _judge_request_body(self, *, end_of_stream: bool) -> list[Action]:
         assert self._provider is not None and self._identity is not None
@@ -741,9 +727,13 @@ class Exchange(McpHooks):
         self._request = _Request.DONE
         if workload is not None and workload.budget is not None:
             return self._reserve_budget(workload, document, body, headers, end_of_stream)
-        return [headers, *_stream_chunks(REQUEST, body, end_of_stream)]
+        return [headers, *stream_chunks(REQUEST, body, end_of_stream)]
 
     # --- response ------------------------------------------------------------
+    #
+    # The body is handled by one processor (`extproc.response_body`), chosen here when
+    # the headers arrive; the exchange only routes the events to it, keeps its record
+    # current and turns its refusals into local replies.
 
     def _response_headers_event(self, event: HeadersEvent) -> list[Action]:
         if self._response is not _Response.EXPECT_HEADERS:
@@ -751,59 +741,50 @@ class Exchange(McpHooks):
         status = header_value(event.headers, ":status")
         if status is not None and status.isdigit():
             self.record.status = int(status)
-        plan = self._response_plan
         if event.end_of_stream:
             self._response = _Response.DONE
             return [ContinueHeaders(RESPONSE)]
         if self._mcp is not None:
-            return self._mcp_response_headers(event)
-        encoding = header_value(event.headers, "content-encoding")
-        content_type = (header_value(event.headers, "content-type") or "").lower()
-        answered = 200 <= (self.record.status or 0) < 300
-        if plan is not None and self._provider is not None and not answered:
-            # The upstream's error reply is scanned too: an error body may quote the
-            # prompt, or be anything a hostile upstream likes.
-            self._error_reply = True
-        elif plan is None or self._provider is None:
-            # Nothing to scan: it flows as it comes, and an LLM answer is still
-            # metered for its usage.
-            self._response = _Response.STREAMING_BODY
-            if answered and self._provider is not None and encoding in (None, "", "identity"):
-                self._meter = UsageMeter(
-                    self._provider,
-                    event_stream="text/event-stream" in content_type,
-                    max_body=self._config.max_response_body,
-                )
-            return [ContinueHeaders(RESPONSE)]
-
-        observe_only = plan.observe_only
-        unscannable = None
-        if encoding not in (None, "", "identity"):
-            unscannable = f"the upstream response is compressed ({encoding}) and cannot be scanned"
-        elif "text/event-stream" in content_type:
-            self._guard = SseGuard(self._provider, plan, tools=self._tool_rules())
-            self._response = _Response.GUARDING_STREAM
-            return [ContinueHeaders(RESPONSE, remove_headers=("content-length",))]
-        elif "json" in content_type or (self._error_reply and encoding in (None, "", "identity")):
-            # Withheld until the body is judged, so a block can still be a 403. An error
-            # reply of another type (text, HTML) is judged whole as text.
-            self._response = _Response.BUFFERING_BODY
-            return []
-        else:
-            unscannable = f"the upstream response type {content_type!r} cannot be scanned"
-        if observe_only:
-            self.record.reason = f"not scanned: {unscannable}"
-            self._response = _Response.STREAMING_BODY
-            return [ContinueHeaders(RESPONSE)]
-        return [self._refuse(ErrorKind.UNAVAILABLE, unscannable)]
+            actions = self._mcp_response_headers(event)
+            if self._response is _Response.STREAMING_BODY:
+                self._body_processor = PassThrough()
+            elif self._response in (_Response.MCP_JSON, _Response.MCP_STREAM):
+                stream = self._response is _Response.MCP_STREAM
+                self._body_processor = McpAnswer(self, stream=stream)
+            return actions
+        selected = select_response_body(
+            self._provider,
+            self._response_plan,
+            self._tool_rules(),
+            status=self.record.status,
+            content_type=header_value(event.headers, "content-type") or "",
+            encoding=header_value(event.headers, "content-encoding"),
+            enforcing=self._policy.enforcing,
+            max_body=self._config.max_response_body,
+        )
+        if selected.reason is not None:
+            self.record.reason = selected.reason
+        self._body_processor = selected.body
+        if selected.body is not None:
+            self._response = _Response.BODY
+        return self._decided(selected.headers)
 
     def _tool_rules(self) -> ToolRules | None:
-        """The workload's `tools`, when it restricts them (streamed tool calls obey it)."""
+        """The workload's `tools`, when it restricts them (the answer's tool calls obey it)."""
         decision = self._header_decision
         workload = decision.workload if decision is not None else None
         if workload is None or workload.tool_rules.tools is None:
             return None
         return workload.tool_rules
+
+    @property
+    def response_done(self) -> bool:
+        return self._response is _Response.DONE
+
+    @property
+    def response_ended(self) -> bool:
+        """Weir ended the client's answer (a block, a drain, a spent budget)."""
+        return self._response is _Response.ENDED_BY_WEIR
 
     def _response_body_event(self, event: BodyEvent) -> list[Action]:
         if self._response is _Response.DONE and event.end_of_stream and not event.chunk:
@@ -813,182 +794,35 @@ class Exchange(McpHooks):
         self.record.response_bytes += len(event.chunk)
         if self._response is _Response.ENDED_BY_WEIR:
             return []  # what the upstream still sends after a block goes nowhere
-        if self._response in (_Response.MCP_JSON, _Response.MCP_STREAM):
-            return self._mcp_response_chunk(event.chunk, event.end_of_stream)
-        if self._response is _Response.STREAMING_BODY:
-            meter = self._meter
-            if meter is not None:
-                meter.feed(event.chunk)
-                if meter.saw_terminal:
-                    self._record_usage(meter.usage)
-                    self._record_facts(meter.facts)
-            if event.end_of_stream:
-                self._end_streaming_body()
-            return [StreamBody(RESPONSE, event.chunk, event.end_of_stream)]
-        if self._response is _Response.GUARDING_STREAM:
-            return self._guarded_chunk(event.chunk, end_of_stream=event.end_of_stream)
-        if self._response is _Response.BUFFERING_BODY:
-            if len(self._body) + len(event.chunk) > self._config.max_response_body:
-                return [
-                    self._refuse(
-                        ErrorKind.UNAVAILABLE,
-                        "the upstream response exceeds Weir's limit of "
-                        f"{self._config.max_response_body} bytes and cannot be judged",
-                    )
-                ]
-            self._body += event.chunk
-            return self._judge_response_body(end_of_stream=True) if event.end_of_stream else []
-        raise ProtocolError(f"response body in state {self._response.name}")
+        body = self._body_processor
+        if body is None or self._response in (_Response.EXPECT_HEADERS, _Response.DONE):
+            raise ProtocolError(f"response body in state {self._response.name}")
+        return self._ran(body, body.feed(event.chunk, event.end_of_stream))
 
     def _response_trailers_event(self, event: TrailersEvent) -> list[Action]:
         if self._response is _Response.ENDED_BY_WEIR:
             return []
-        if self._response in (_Response.MCP_JSON, _Response.MCP_STREAM):
-            actions = self._mcp_response_chunk(b"", end_of_stream=False, final=True)
-            if not self._closed and self._response is not _Response.ENDED_BY_WEIR:
-                actions.append(ContinueTrailers(RESPONSE))
-            return actions
-        if self._response is _Response.STREAMING_BODY:
-            self._end_streaming_body()
-            return [ContinueTrailers(RESPONSE)]
-        if self._response is _Response.GUARDING_STREAM:
-            return [*self._guarded_chunk(b"", end_of_stream=False, final=True),
-                    ContinueTrailers(RESPONSE)]
-        if self._response is _Response.BUFFERING_BODY:
-            actions = self._judge_response_body(end_of_stream=False)
-            if not self._closed:
-                actions.append(ContinueTrailers(RESPONSE))
-            return actions
-        raise ProtocolError(f"response trailers in state {self._response.name}")
+        body = self._body_processor
+        if body is None or self._response in (_Response.EXPECT_HEADERS, _Response.DONE):
+            raise ProtocolError(f"response trailers in state {self._response.name}")
+        return self._ran(body, body.trailers())
 
-    def _guarded_chunk(
-        self, chunk: bytes, *, end_of_stream: bool, final: bool = False
-    ) -> list[Action]:
-        guard = self._guard
-        assert guard is not None
-        out = guard.feed(chunk) if chunk else b""
-        self.record.held_bytes_max = max(self.record.held_bytes_max, guard.held_bytes)
-        if guard.terminated and not end_of_stream:
-            # The client already has the error event and terminator: end its response now
-            # instead of when the upstream finishes. Envoy 1.40 accepts end_of_stream before
-            # its own and stops reading the upstream, so no more tokens are paid for
-            # (pinned by tests/e2e/test_stream_enforcement.py).
+    def _ran(self, body: ResponseBody, out: list[Action | Refuse]) -> list[Action]:
+        """After a processor step: its contribution to the record, its state, its refusals."""
+        body.contribute(self.record)
+        if body.ended:
             self._response = _Response.ENDED_BY_WEIR
-            self._close_guard(guard)
-            return [StreamBody(RESPONSE, out, True)]
-        if end_of_stream or final:
-            out += guard.finish()
+        elif body.done:
             self._response = _Response.DONE
-            self._close_guard(guard)
-        elif guard.saw_terminal:
-            # Everything the answer had is judged and released with this chunk.
-            self._close_guard(guard)
-        if not out and not end_of_stream:
-            return []  # everything is held: no message to Envoy for this chunk
-        return [StreamBody(RESPONSE, out, end_of_stream)]
+        return self._decided(out)
 
-    def _close_guard(self, guard: SseGuard) -> None:
-        if self._guard_recorded:
-            return
-        self._guard_recorded = True
-        self.record.findings.extend(guard.findings)
-        self._record_usage(guard.usage)
-        self._record_facts(guard.facts)
-        if guard.blocked_by is not None:
-            hit = guard.blocked_by
-            self._settle(Verdict.BLOCK, f"response blocked: rule '{hit.rule}' ({hit.scanner})")
-        elif guard.failure is not None:
-            if guard.terminated or self._response is _Response.ENDED_BY_WEIR:
-                self._settle(Verdict.ERROR, guard.failure)
-            else:
-                # Observing only (audit actions), the client received every byte
-                # unchanged; only Weir stopped reading. As on the JSON path, the verdict
-                # stands and the record says what went unscanned.
-                self.record.reason = f"not scanned: {guard.failure}"
-
-    def _judge_response_body(self, *, end_of_stream: bool) -> list[Action]:
-        assert self._provider is not None and self._response_plan is not None
-        body = bytes(self._body)
-        self._body = bytearray()
-        self._response = _Response.DONE
-        plan = self._response_plan
-        observe_only = plan.observe_only
-        try:
-            if self._error_reply:
-                return self._judge_error_reply(body, plan, end_of_stream=end_of_stream)
-            document = parse_response_body(body)
-            self._record_usage(self._provider.usage(document))
-            tools = self._tool_rules()
-            called = None if tools is None else forbidden_call(document, tools)
-            if called is not None:
-                return [self._refuse(
-                    ErrorKind.PERMISSION_DENIED,
-                    f"response blocked by policy: it calls tool '{called}', "
-                    "which is not in the workload's tools",
-                    verdict=Verdict.BLOCK,
-                )]
-            facts = ResponseFacts()
-            facts.observe(document)
-            self._record_facts(facts)
-            verdict = judge_document(
-                self._provider.response_texts(document), plan, "response", document=document
-            )
-            rewritten = verdict.apply(document) if verdict.changed else body
-        except (BadResponseBody, StructureError, KeyCollision) as exc:
-            if observe_only:
-                self.record.reason = f"not scanned: {exc}"
-                return [ContinueHeaders(RESPONSE), *_stream_chunks(RESPONSE, body, end_of_stream)]
-            return [self._refuse(ErrorKind.UNAVAILABLE, f"unreadable upstream response: {exc}")]
-        return self._judged_response(verdict, rewritten, end_of_stream=end_of_stream)
-
-    def _judge_error_reply(
-        self, body: bytes, plan: ScanPlan, *, end_of_stream: bool
-    ) -> list[Action]:
-        """A non-2xx reply: every string of a JSON body, or the whole body as text."""
-        try:
-            document: object = parse_response_body(body)
-        except BadResponseBody:
-            document = None
-        if document is not None:
-            verdict = judge_document((), plan, "response", document=document)
-            rewritten = verdict.apply(document) if verdict.changed else body
-        else:
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise BadResponseBody("the upstream's error reply is not UTF-8 text") from exc
-            part = TextPart(("body",), text, "error")
-            verdict = judge_document((part,), plan, "response")
-            changed = verdict.replacements.get(("body",))
-            rewritten = changed.encode("utf-8") if isinstance(changed, str) else body
-        return self._judged_response(verdict, rewritten, end_of_stream=end_of_stream)
-
-    def _judged_response(
-        self, verdict: DocumentVerdict, body: bytes, *, end_of_stream: bool
-    ) -> list[Action]:
-        self.record.findings.extend(verdict.findings)
-        if verdict.blocked_by is not None:
-            return [self._refuse_blocked("response", verdict.blocked_by, verdict=Verdict.BLOCK)]
-        headers = ContinueHeaders(RESPONSE)
-        if verdict.changed:
-            headers = ContinueHeaders(RESPONSE, remove_headers=("content-length",))
-        return [headers, *_stream_chunks(RESPONSE, body, end_of_stream)]
-
-    def _end_streaming_body(self) -> None:
-        self._response = _Response.DONE
-        if self._meter is not None:
-            self._record_usage(self._meter.finish())
-            self._record_facts(self._meter.facts)
-            self._meter = None
-
-    def _record_facts(self, facts: ResponseFacts) -> None:
-        self.record.response_model = facts.model
-        self.record.finish_reasons = list(facts.finish_reasons)
-
-    def _record_usage(self, usage: Usage | None) -> None:
-        if usage is not None:
-            self.record.input_tokens = usage.input_tokens
-            self.record.output_tokens = usage.output_tokens
+    def _decided(self, out: list[Action | Refuse]) -> list[Action]:
+        actions: list[Action] = []
+        for item in out:
+            if isinstance(item, Refuse):
+                return [self._refuse(item.kind, item.message, verdict=item.verdict)]
+            actions.append(item)
+        return actions
 
     # --- token budgets (`extproc.budget_gate`) ------------------------------------
 
@@ -1018,7 +852,7 @@ class Exchange(McpHooks):
             body = dump_document(rewritten)
             self._usage_injected = True
             headers = replace(headers, remove_headers=(*headers.remove_headers, "content-length"))
-        self._budget_held = [headers, *_stream_chunks(REQUEST, body, end_of_stream)]
+        self._budget_held = [headers, *stream_chunks(REQUEST, body, end_of_stream)]
         self.budget_ask = gate.reservation(estimate_input(self._provider.request_texts(document)))
         return []
 
@@ -1082,7 +916,8 @@ class Exchange(McpHooks):
         answered = 200 <= (self.record.status or 0) < 300
         if not answered or "text/event-stream" not in content_type or self._provider is None:
             return actions
-        if self._response not in (_Response.STREAMING_BODY, _Response.GUARDING_STREAM):
+        body = self._body_processor
+        if body is None or not body.budgeted or self._response is not _Response.BODY:
             return actions
         self._released = ReleasedEvents(self._provider, strip_usage_chunk=self._usage_injected)
         return [
@@ -1121,11 +956,10 @@ class Exchange(McpHooks):
     def _end_for_budget(self, held: list[Action], reason: str) -> list[Action]:
         """End a running answer in band: what was released, then the provider's error."""
         assert self._provider is not None
-        if self._guard is not None:
-            self._close_guard(self._guard)
-        if self._meter is not None:
-            self._record_usage(self._meter.usage)
-            self._meter = None
+        body = self._body_processor
+        if body is not None:
+            body.stop()
+            body.contribute(self.record)
         self._response = _Response.ENDED_BY_WEIR
         self.record.budget = "ended"
         self._settle(Verdict.BLOCK, reason)
@@ -1211,11 +1045,7 @@ class Exchange(McpHooks):
 
     def _refuse_blocked(self, what: str, hit: FindingRecord, *, verdict: Verdict) -> Respond:
         """The 403 for a whole prompt or answer a `block` rule matched: the rule, never the text."""
-        return self._refuse(
-            ErrorKind.PERMISSION_DENIED,
-            f"{what} blocked by policy: rule '{hit.rule}' ({hit.scanner}) matched in {hit.where}",
-            verdict=verdict,
-        )
+        return self._refuse(ErrorKind.PERMISSION_DENIED, blocked_reason(what, hit), verdict=verdict)
 
     def _refuse(self, kind: ErrorKind, message: str, verdict: Verdict | None = None) -> Respond:
         path = header_value(self._request_headers, ":path") or ""
@@ -1241,20 +1071,8 @@ class Exchange(McpHooks):
         )
 
 
-def _stream_chunks(direction: Direction, body: bytes, end_of_stream: bool) -> list[StreamBody]:
-    """Split a body we emit ourselves into chunks of the size Envoy recommends for FDS."""
-    if len(body) <= MAX_EMITTED_CHUNK:
-        return [StreamBody(direction, body, end_of_stream)]
-    view = memoryview(body)
-    last = len(body) - 1
-    return [
-        StreamBody(
-            direction,
-            bytes(view[offset : offset + MAX_EMITTED_CHUNK]),
-            end_of_stream and offset + MAX_EMITTED_CHUNK > last,
-        )
-        for offset in range(0, len(body), MAX_EMITTED_CHUNK)
-    ]
+# The MCP hooks (`extproc.mcp.exchange`) emit their bodies with this name.
+_stream_chunks = stream_chunks
 
 
 def _identity_inputs(event: HeadersEvent, credentials: Credentials) -> IdentityInputs:
