@@ -621,7 +621,9 @@ class ToolCheckedStream:
     def _check(self, chunk: bytes, *, final: bool) -> bytes:
         parser = self._parser
         try:
-            events = parser.finish() if final else parser.feed(chunk)
+            events = parser.feed(chunk) if chunk else []
+            if final:
+                events += parser.finish()
         except SseError as exc:
             return self._unreadable(f"malformed event stream: {exc}")
         self._held_max = max(self._held_max, parser.held_bytes)
