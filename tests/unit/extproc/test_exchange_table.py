@@ -487,3 +487,29 @@ def test_tools_only_a_non_2xx_reply_flows(name: str):
     assert run.headers(JSON, status=500) == [PASS_HEADERS]
     body = b'{"error": {"message": "oops"}}'
     assert run.body(body, True) == [Publish(run.record), StreamBody(RESP, body, True)]
+
+
+@pytest.mark.parametrize("name", API_NAMES)
+@pytest.mark.parametrize("rules", ["tools-only", "tools-and-redact"])
+def test_in_audit_mode_a_json_answer_calling_a_forbidden_tool_goes_on_and_is_recorded(
+    name: str, rules: str
+) -> None:
+    api = APIS[name]
+    run = Run(api, rules, mode="audit", stream=False)
+    run.headers(JSON)
+    body = json.dumps(api.document(None, "delete_repo", '{"repo": "prod"}')).encode()
+    assert run.body(body, True) == [Publish(run.record), PASS_HEADERS, StreamBody(RESP, body, True)]
+    assert run.record.verdict == "audit" and "'delete_repo'" in run.record.reason
+    assert (TOOLS_SCANNER, "delete_repo") in [(f.scanner, f.rule) for f in run.record.findings]
+
+
+@pytest.mark.parametrize("name", API_NAMES)
+def test_in_audit_mode_the_guard_lets_a_forbidden_tool_call_through_and_records_an_audit(
+    name: str,
+) -> None:
+    api = APIS[name]
+    run = Run(api, "tools-and-redact", mode="audit")
+    run.headers(SSE)
+    data = b"".join(tool_stream(api, "delete_repo"))
+    assert released(run.body(data, True)) == data
+    assert run.record.verdict == "audit" and "'delete_repo'" in run.record.reason
