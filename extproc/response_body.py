@@ -188,23 +188,15 @@ class PassThrough:
     def __init__(self, meter: UsageMeter | None = None, provider: Provider | None = None) -> None:
         self._meter = meter
         self._provider = provider
-        self._done = False
-        self._ended = False
+        self.done = False
+        self.ended = False
         self._failure: str | None = None
         self._final: tuple[Usage | None, Usage | None] | None = None  # before/at the end
         self._stopped: Usage | None = None
 
     @property
-    def done(self) -> bool:
-        return self._done
-
-    @property
-    def ended(self) -> bool:
-        return self._ended
-
-    @property
     def complete(self) -> bool:
-        return self._done or self._ended or (self._meter is not None and self._meter.saw_terminal)
+        return self.done or self.ended or (self._meter is not None and self._meter.saw_terminal)
 
     def feed(self, chunk: bytes, end_of_stream: bool) -> Out:
         meter = self._meter
@@ -219,7 +211,7 @@ class PassThrough:
         return [ContinueTrailers(RESPONSE)]
 
     def _end(self) -> None:
-        self._done = True
+        self.done = True
         meter = self._meter
         if meter is not None:
             seen = meter.usage if meter.saw_terminal else None
@@ -227,11 +219,11 @@ class PassThrough:
 
     def terminate(self, reason: str) -> Out:
         meter = self._meter
-        if meter is None or not meter.event_stream or self._provider is None or self._done:
+        if meter is None or not meter.event_stream or self._provider is None or self.done:
             return []  # no in-band ending for this body: the caller fails the stream
         # The client may hold half an event: close it so the error event stands alone.
         prefix = b"" if meter.at_event_boundary else b"\n\n"
-        self._ended = True
+        self.ended = True
         self._meter = None
         self._failure = reason
         return [StreamBody(RESPONSE, prefix + stream_error_events(self._provider, reason), True)]
@@ -241,7 +233,7 @@ class PassThrough:
         if meter is not None:
             self._stopped = meter.usage
             self._meter = None
-        self._ended = True
+        self.ended = True
 
     def contribute(self, record: ExchangeRecord) -> None:
         if self._failure is not None:
@@ -274,23 +266,15 @@ class GuardedStream:
 
     def __init__(self, guard: SseGuard) -> None:
         self._guard = guard
-        self._done = False
-        self._ended = False
+        self.done = False
+        self.ended = False
         self._closed = False  # the guard's verdict is final
         self._contributed = False
         self._held_max = 0
 
     @property
-    def done(self) -> bool:
-        return self._done
-
-    @property
-    def ended(self) -> bool:
-        return self._ended
-
-    @property
     def complete(self) -> bool:
-        return self._closed or self._done or self._ended
+        return self._closed or self.done or self.ended
 
     def feed(self, chunk: bytes, end_of_stream: bool, *, final: bool = False) -> Out:
         guard = self._guard
@@ -301,11 +285,11 @@ class GuardedStream:
             # instead of when the upstream finishes. Envoy 1.40 accepts end_of_stream before
             # its own and stops reading the upstream, so no more tokens are paid for
             # (pinned by tests/e2e/test_stream_enforcement.py).
-            self._ended = self._closed = True
+            self.ended = self._closed = True
             return [StreamBody(RESPONSE, out, True)]
         if end_of_stream or final:
             out += guard.finish()
-            self._done = self._closed = True
+            self.done = self._closed = True
         elif guard.saw_terminal:
             # Everything the answer had is judged and released with this chunk.
             self._closed = True
@@ -318,7 +302,7 @@ class GuardedStream:
 
     def terminate(self, reason: str) -> Out:
         out = self._guard.terminate(reason)
-        self._ended = self._closed = True
+        self.ended = self._closed = True
         return [StreamBody(RESPONSE, out, True)]
 
     def stop(self) -> None:
@@ -345,7 +329,7 @@ class GuardedStream:
                 record.verdict = Verdict.BLOCK
                 record.reason = f"response blocked: rule '{hit.rule}' ({hit.scanner})"
         elif guard.failure is not None:
-            if guard.terminated or self._ended:
+            if guard.terminated or self.ended:
                 record.verdict, record.reason = Verdict.ERROR, guard.failure
             else:
                 # Observing only (audit actions), the client received every byte
@@ -387,7 +371,8 @@ class JudgedDocument:
         # Observing only, an unreadable answer goes out unchanged and the record says so.
         self._observe_only = plan.observe_only if plan is not None else not enforcing
         self._body = bytearray()
-        self._done = False
+        self.done = False
+        self.ended = False  # a whole document is answered or refused, never cut
         # What the record gets at the next contribution.
         self._findings: list[FindingRecord] = []
         self._usage: Usage | None = None
@@ -395,16 +380,8 @@ class JudgedDocument:
         self._settled: tuple[Verdict | None, str] | None = None
 
     @property
-    def done(self) -> bool:
-        return self._done
-
-    @property
-    def ended(self) -> bool:
-        return False
-
-    @property
     def complete(self) -> bool:
-        return self._done
+        return self.done
 
     def feed(self, chunk: bytes, end_of_stream: bool) -> Out:
         if len(self._body) + len(chunk) > self._max_body:
@@ -424,7 +401,7 @@ class JudgedDocument:
         return actions
 
     def terminate(self, reason: str) -> Out:
-        return [] if self._done else [Refuse(ErrorKind.UNAVAILABLE, reason)]
+        return [] if self.done else [Refuse(ErrorKind.UNAVAILABLE, reason)]
 
     def stop(self) -> None:
         pass
@@ -447,7 +424,7 @@ class JudgedDocument:
     def _judge(self, *, end_of_stream: bool) -> Out:
         body = bytes(self._body)
         self._body = bytearray()
-        self._done = True
+        self.done = True
         provider, plan = self._provider, self._plan
         try:
             if self._error_reply:
@@ -563,8 +540,8 @@ class ToolCheckedStream:
         )
         self._first: SseEvent | None = None  # the first and last data events released,
         self._last: SseEvent | None = None  # for the ids and numbers of an error event
-        self._done = False
-        self._ended = False
+        self.done = False
+        self.ended = False
         self._checking = True  # false once an audit-mode stream could not be read
         self._held_max = 0
         self._findings: list[FindingRecord] = []
@@ -573,17 +550,9 @@ class ToolCheckedStream:
         self._finished = False
 
     @property
-    def done(self) -> bool:
-        return self._done
-
-    @property
-    def ended(self) -> bool:
-        return self._ended
-
-    @property
     def complete(self) -> bool:
         return (
-            self._done or self._ended or (self._meter is not None and self._meter.saw_terminal)
+            self.done or self.ended or (self._meter is not None and self._meter.saw_terminal)
         )
 
     @property
@@ -599,12 +568,12 @@ class ToolCheckedStream:
             out = chunk
         else:
             out = self._check(chunk, final=ended)
-            if self._ended:
+            if self.ended:
                 return [StreamBody(RESPONSE, out, True)]
         if self._meter is not None:
             self._meter.feed(out)
         if ended:
-            self._done = True
+            self.done = True
             if self._meter is not None:
                 self._final = self._meter.finish()
                 self._finished = True
@@ -614,7 +583,7 @@ class ToolCheckedStream:
 
     def trailers(self) -> Out:
         actions = self.feed(b"", False, final=True)
-        if not self._ended:
+        if not self.ended:
             actions.append(ContinueTrailers(RESPONSE))
         return actions
 
@@ -671,7 +640,7 @@ class ToolCheckedStream:
         return views[0], views[1]
 
     def _block(self, tool: str) -> bytes:
-        self._ended = True
+        self.ended = True
         first, last = self._views()
         return tool_blocked_events(self._provider, tool, first=first, last=last)
 
@@ -681,15 +650,15 @@ class ToolCheckedStream:
             self._checking = False
             self._settled = (None, f"not checked for tool calls: {reason}")
             return b""
-        self._ended = True
+        self.ended = True
         self._settled = (Verdict.ERROR, reason)
         first, last = self._views()
         return stream_error_events(self._provider, reason, first=first, last=last)
 
     def terminate(self, reason: str) -> Out:
-        if self._done or self._ended:
+        if self.done or self.ended:
             return []
-        self._ended = True
+        self.ended = True
         self._settled = (Verdict.ERROR, reason)
         self._meter = None
         first, last = self._views()
@@ -698,7 +667,7 @@ class ToolCheckedStream:
         return [StreamBody(RESPONSE, ending, True)]
 
     def stop(self) -> None:
-        self._ended = True
+        self.ended = True
 
     def contribute(self, record: ExchangeRecord) -> None:
         record.held_bytes_max = max(record.held_bytes_max, self._held_max)
@@ -718,7 +687,7 @@ class ToolCheckedStream:
             _record_usage(record, self._final)
             _record_facts(record, meter.facts)
             self._meter = None
-        elif meter.saw_terminal or self._ended:
+        elif meter.saw_terminal or self.ended:
             _record_usage(record, meter.usage)
             _record_facts(record, meter.facts)
 

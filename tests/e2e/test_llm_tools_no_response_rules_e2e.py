@@ -10,7 +10,8 @@ a non-streamed one is refused with a 403 naming the tool.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import anthropic
 import openai
@@ -45,6 +46,16 @@ def fake_call(name: str, arguments: bytes = ARGUMENTS) -> dict[str, str]:
     return {"x-fake-tool-call": name, "x-fake-reply-b64": base64.b64encode(arguments).decode()}
 
 
+def collect_calls(stream: Iterable[Any], names: list[str], arguments: list[str]) -> None:
+    """Read an openai chat stream, keeping the tool names and arguments it delivers."""
+    for event in stream:
+        for choice in event.choices:
+            for call in choice.delta.tool_calls or ():
+                if call.function is not None:
+                    names.append(call.function.name)
+                    arguments.append(call.function.arguments or "")
+
+
 def test_the_policy_has_tools_and_no_response_rules_for_checkout() -> None:
     checkout = POLICY.split("  - name: payments-checkout\n")[1].split("  - name:")[0]
     assert "tools:" in checkout and "response:" not in checkout
@@ -61,16 +72,12 @@ def test_a_streamed_call_of_a_forbidden_tool_gets_an_in_band_error_and_no_argume
         stream=True,
         extra_headers=fake_call("delete_repo"),
     )
-    arguments, names = "", []
+    names: list[str] = []
+    arguments: list[str] = []
     with pytest.raises(openai.APIError) as info:
-        for event in stream:
-            for choice in event.choices:
-                for call in choice.delta.tool_calls or ():
-                    if call.function is not None:
-                        names.append(call.function.name)
-                        arguments += call.function.arguments or ""
+        collect_calls(stream, names, arguments)
     assert "tool call blocked by policy: tool 'delete_repo'" in str(info.value)
-    assert names == [] and arguments == ""
+    assert names == [] and arguments == []
 
 
 def test_a_streamed_call_of_an_allowed_tool_arrives_whole(tools_mesh: MeshSandbox) -> None:
@@ -83,15 +90,11 @@ def test_a_streamed_call_of_an_allowed_tool_arrives_whole(tools_mesh: MeshSandbo
         extra_headers={**fake_call("search_docs", b'{"query": "envoy"}'),
                        "x-fake-split-seed": "7"},
     )
-    names, arguments = [], ""
-    for event in stream:
-        for choice in event.choices:
-            for call in choice.delta.tool_calls or ():
-                if call.function is not None:
-                    names.append(call.function.name)
-                    arguments += call.function.arguments or ""
+    names: list[str] = []
+    arguments: list[str] = []
+    collect_calls(stream, names, arguments)
     assert [n for n in names if n] == ["search_docs"]
-    assert arguments == '{"query": "envoy"}'
+    assert "".join(arguments) == '{"query": "envoy"}'
 
 
 def test_a_non_streamed_call_of_a_forbidden_tool_is_a_403_naming_it(
