@@ -30,6 +30,14 @@ def header_value(headers: Headers, name: str) -> str | None:
     return None
 
 
+class ProtocolError(Exception):
+    """Envoy sent something the ext_proc protocol does not allow here.
+
+    The servicer ends the gRPC stream with an error, and Envoy, configured with
+    `failure_mode_allow: false`, fails the HTTP exchange closed.
+    """
+
+
 # --- events: what Envoy tells us --------------------------------------------------
 
 

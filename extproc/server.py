@@ -2,7 +2,10 @@
 
 The servicer owns the gRPC stream loop and nothing else: it decodes each
 ProcessingRequest into an event, hands it to the exchange state machine
-(`extproc.stream`) and encodes the actions it returns. Any fault ends the
+(`extproc.stream`) and encodes the actions it returns; a `Publish` among them
+hands the finished record to the metrics, inventory, logs and telemetry. The
+I/O the exchange cannot do stays here: the budget store's answer
+(`Exchange.budget_ask`), the JWKS prefetch and the drain deadline. Any fault ends the
 gRPC stream with an error status, which Envoy (`failure_mode_allow: false`)
 turns into a failed request: Weir fails closed, and the worker lives on.
 
@@ -34,6 +37,7 @@ from grpc_reflection.v1alpha import reflection
 
 from extproc import authz
 from extproc.events import Action, Direction, HeadersEvent, StreamBody
+from extproc.exchange_record import ExchangeRecord, Publish
 from extproc.genai_conventions import TraceContext, trace_context_of
 from extproc.inventory import Inventory
 from extproc.inventory_merge import merge_snapshots
@@ -48,12 +52,11 @@ from extproc.shared_store import (
     StoreUnavailable,
     budget_key,
 )
-from extproc.stream import Exchange, ExchangeConfig, ExchangeRecord, ProtocolError
+from extproc.stream import Exchange, ExchangeConfig, ProtocolError
 from extproc.telemetry import NoTelemetry, Telemetry, TelemetryConfig, start_telemetry
 from mesh.credentials import presented_tokens
 from mesh.jwks import JwksCache, prefetch
 from mesh.policy import Policy
-from mesh.verdicts import Verdict
 from protos import wire
 
 log = logging.getLogger("weir.server")
@@ -126,6 +129,13 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         trace: TraceContext | None = None
         first_chunk: float | None = None
         deadline = asyncio.timeout(self._drain_deadline)
+
+        def publish(records: Sequence[ExchangeRecord]) -> None:
+            nonlocal finished
+            for record in records:
+                finished = True
+                self._finish(record, trace, first_chunk)
+
         try:
             observe = self._metrics.message_seconds.observe
             requests = aiter(request_iterator)
@@ -140,23 +150,21 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                             assert isinstance(event, HeadersEvent)
                             await self._prefetch(policy, event)
                         started = time.perf_counter()
-                        actions = exchange.receive(event)
+                        steps = exchange.handle(event)
                         if exchange.budget_ask is not None:
-                            actions = [*actions, *await self._answer_budget(exchange)]
+                            steps = [*steps, *await self._answer_budget(exchange)]
                         if exchange.pins_ask is not None or self._config.pins.pending:
-                            actions = [*actions, *await self._answer_pins(exchange)]
-                        responses = [wire.encode_action(action) for action in actions]
+                            steps = [*steps, *await self._answer_pins(exchange)]
+                        records, responses = _encode(steps)
                         observe(time.perf_counter() - started)
                         if self._telemetry.enabled:
                             if isinstance(event, HeadersEvent) and event.direction is _REQUEST:
                                 trace = trace_context_of(event.headers)
-                            if first_chunk is None and _releases_answer(actions):
+                            if first_chunk is None and _releases_answer(steps):
                                 first_chunk = time.monotonic()
-                        if exchange.complete and not finished:
-                            # Publish before the last bytes go out: a client that reads
-                            # the metrics right after its stream ends must see this call.
-                            finished = True
-                            self._finish(exchange.record, trace, first_chunk)
+                        # Published before the last bytes go out: a client that reads the
+                        # metrics right after its stream ends must see this call.
+                        publish(records)
                         for response in responses:
                             yield response
                         if exchange.closed:
@@ -165,7 +173,7 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                 # The drain deadline passed: end the exchange in the provider's terms.
                 error = "drain_deadline"
                 log.warning("drain grace over: ending an open exchange with an error")
-                actions = exchange.terminate(DRAIN_REASON)
+                actions = exchange.handle_deadline(DRAIN_REASON)
                 if not actions:
                     await context.abort(grpc.StatusCode.UNAVAILABLE, DRAIN_REASON)
                 for action in actions:
@@ -175,8 +183,10 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                     request = await anext(requests, None)
                     if request is None:
                         break
-                    for action in exchange.receive(wire.decode_request(request)):
-                        yield wire.encode_action(action)
+                    records, responses = _encode(exchange.handle(wire.decode_request(request)))
+                    publish(records)
+                    for response in responses:
+                        yield response
         except (ProtocolError, wire.UnsupportedMessage) as exc:
             error = "protocol"
             log.warning("ext_proc protocol violation, failing the exchange closed: %s", exc)
@@ -201,37 +211,30 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
             # ordinary way of hanging up, not an error.
             if error is not None and not (finished and error == "cancelled"):
                 self._metrics.stream_errors.labels(error).inc()
-            if not finished:
-                # A failed exchange is an error whatever was decided before it failed: a
-                # crash mid-answer must never stay logged as `allow`.
-                if error is not None and (
-                    error != "cancelled" or exchange.record.verdict == Verdict.PENDING
-                ):
-                    exchange.record.verdict = Verdict.ERROR
-                    exchange.record.reason = f"ext_proc stream ended: {error}"
-                self._finish(exchange.record, trace, first_chunk)
+            publish([step.record for step in exchange.handle_end(error)])
 
-    async def _answer_budget(self, exchange: Exchange) -> list[Action]:
+    async def _answer_budget(self, exchange: Exchange) -> list[Action | Publish]:
         """Carry the exchange's budget charge to the shared store, bounded by its timeout."""
         ask = exchange.budget_ask
         assert ask is not None
         try:
             result = await self._shared.charge(ask)
         except StoreUnavailable:
-            return exchange.answer_budget(None)
-        return exchange.answer_budget(result.used, result.applied)
+            return exchange.handle_budget(None)
+        return exchange.handle_budget(result.used, result.applied)
 
-    async def _answer_pins(self, exchange: Exchange) -> list[Action]:
+    async def _answer_pins(self, exchange: Exchange) -> list[Action | Publish]:
         """Load the MCP server's shared pins the exchange asked for, and send what calls
         recorded before their answers go out; each bounded by the store's timeout."""
-        pins, actions = self._config.pins, []
+        pins = self._config.pins
+        actions: list[Action | Publish] = []
         if exchange.pins_ask is not None:
             try:
                 await pins.load(exchange.pins_ask)
                 loaded = True
             except StoreUnavailable:
                 loaded = False  # the policy's pinStore.onUnavailable decides
-            actions = exchange.answer_pins(loaded)
+            actions = exchange.handle_pins(loaded)
         if pins.pending:
             with contextlib.suppress(StoreUnavailable):  # kept, and sent with the next flush
                 await pins.flush()
@@ -359,6 +362,20 @@ def _needs_keys(policy: Policy, event: object) -> bool:
 
 
 _REQUEST, _RESPONSE = Direction.REQUEST, Direction.RESPONSE
+
+
+def _encode(
+    steps: Sequence[Action | Publish],
+) -> tuple[list[ExchangeRecord], list[wire.ProcessingResponse]]:
+    """The records to publish, and the ProcessingResponses for the actions."""
+    records: list[ExchangeRecord] = []
+    responses: list[wire.ProcessingResponse] = []
+    for step in steps:
+        if isinstance(step, Publish):
+            records.append(step.record)
+        else:
+            responses.append(wire.encode_action(step))
+    return records, responses
 
 
 def _releases_answer(actions: Sequence[object]) -> bool:

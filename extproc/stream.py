@@ -4,25 +4,21 @@ Events from `extproc.events` go in (`Exchange.receive`), actions come out. The
 gRPC servicer is a thin loop around this class; every edge case is a plain
 unit test.
 
-The request side decides. On request headers the caller's identity is
-resolved and the policy consulted; an unknown workload is refused at once.
-For an LLM call the headers response itself is *withheld* until the body has
-been read and judged: in FDS Envoy forwards the request headers upstream as
-soon as we answer them, so answering early would let a request whose model is
-refused reach the upstream (as headers, then a reset). Holding them keeps the
-promise that the upstream never sees a denied request.
+The request side (`extproc.request_side`, inherited) decides: the caller's
+identity, the policy, and whether the request goes on; for an LLM call the
+headers response is withheld until the body has been judged, so the upstream
+never sees a denied request.
 
-The response side depends on the workload's response rules and the reply:
-- no rules, a non-2xx reply, or no body: it flows through chunk by chunk
-  (a 2xx LLM answer is still metered for its usage, by `UsageMeter`);
-- an SSE token stream: each chunk goes through `SseGuard` (per-channel
-  streaming scanners); only released bytes are answered, so one chunk in may
-  be zero or several bytes out;
-- a JSON reply: its headers are withheld and the body judged whole, so a
-  `block` can still be a clean 403 in the provider's format;
-- compressed or any other content type: refused (503) when the rules block
-  or redact, since those bytes cannot be scanned; let through when they only
-  audit.
+The response side hands the body to one processor (`extproc.response_body`),
+chosen when the response headers arrive from the workload's response rules, its
+`tools` and the reply: a metered pass-through, the guarded SSE stream, a JSON
+reply judged whole (its headers withheld, so a `block` can still be a clean
+403), a tools-checked stream for a workload with `tools` but no response rules,
+or an MCP answer. The processors contribute to the record; the exchange routes
+events to them and turns their refusals into local replies.
+
+The servicer calls `handle` (and `handle_budget`, `handle_deadline`,
+`handle_end`): the same actions plus `Publish`, once, when the record is final.
 `end_of_stream` is sent exactly once, when Envoy has said the body ended.
 When a body ends with trailers, the trailers response closes that direction
 instead (Envoy's FDS contract).
@@ -35,17 +31,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from enum import Enum, auto
 
-from extproc.audit import FindingRecord, subject_hash
-from extproc.body_shape import (
-    MODEL_KEY,
-    LlmShape,
-    TopLevelKeys,
-    json_object_start,
-    plain_json_start,
-    shape_of,
-    sniff,
-    unsniffable,
-)
+from extproc.audit import FindingRecord
 from extproc.budget_gate import (
     BudgetGate,
     ReleasedEvents,
@@ -53,7 +39,6 @@ from extproc.budget_gate import (
     estimate_input,
     request_usage,
 )
-from extproc.document_guard import DocumentVerdict, KeyCollision, judge_document
 from extproc.events import (
     Action,
     BodyEvent,
@@ -61,105 +46,65 @@ from extproc.events import (
     ContinueTrailers,
     Direction,
     Event,
-    Headers,
     HeadersEvent,
+    ProtocolError,
     Respond,
     StreamBody,
     TrailersEvent,
     header_value,
 )
+from extproc.exchange_record import ExchangeRecord, Publish
 from extproc.llm import (
-    EMPTY_BODY_REASON,
-    BadRequestBody,
     ErrorKind,
-    Provider,
     error_format_for,
-    provider_for,
-    provider_named,
 )
-from extproc.llm.anthropic_messages import AnthropicMessages
 from extproc.llm.base import (
-    BadResponseBody,
-    TextPart,
     Usage,
     parse_json_object,
-    parse_response_body,
-    read_model_and_stream,
 )
-from extproc.llm.response_facts import ResponseFacts
-from extproc.llm.strings import StructureError
-from extproc.llm_tools import forbidden_call, forbidden_tool
-from extproc.mcp.exchange import McpHooks
 from extproc.mcp.pins import MemoryPinStore, PinStore
-from extproc.request_path import normalise_path
+from extproc.request_side import RequestSide
+from extproc.request_side import _Request as _Request  # the MCP hooks read it here
+from extproc.response_body import (
+    MAX_EMITTED_CHUNK as MAX_EMITTED_CHUNK,  # re-exported: the chunk size Envoy is sent
+)
+from extproc.response_body import (
+    McpAnswer,
+    PassThrough,
+    Refuse,
+    ResponseBody,
+    blocked_reason,
+    select_response_body,
+    stream_chunks,
+)
 from extproc.scan_plan import PolicyPlans, ScanPlan, compile_plans
 from extproc.shared_store import Charge
 from extproc.sse import serialize
-from extproc.sse_guard import SseGuard, stream_error_events
-from extproc.usage_meter import UsageMeter
-from mesh.ai_hosts import authority_host
-from mesh.credentials import (
-    Credentials,
-    credential_refusal,
-    read_credentials,
-    svid_problem,
-    token_headers_to_strip,
-)
-from mesh.destinations import destination_refusal
-from mesh.identity import (
-    JWT_SVID,
-    Identity,
-    IdentityInputs,
-    resolve_identity,
-    unauthenticated_hint,
-)
-from mesh.jwt import KeyLookup, LoadedKeys, VerifiedToken
+from mesh.jwt import KeyLookup, LoadedKeys
 from mesh.mcp_policy import ToolRules
-from mesh.policy import ALLOW, Decision, Policy, WorkloadRule
+from mesh.policy import Policy, WorkloadRule
 from mesh.verdicts import Verdict
 
 DEFAULT_MAX_REQUEST_BODY = 8 * 1024 * 1024
 # A non-streamed response is judged whole; past this size it cannot be, and an
 # enforcing policy fails it closed.
 DEFAULT_MAX_RESPONSE_BODY = 16 * 1024 * 1024
-# Envoy's FDS documentation recommends response chunks of at most 64 KiB.
-MAX_EMITTED_CHUNK = 64 * 1024
 
 REQUEST, RESPONSE = Direction.REQUEST, Direction.RESPONSE
 _LOADED_KEYS = LoadedKeys()
 # A 401 names its scheme (RFC 9110); the realm says who refused.
 CHALLENGE = ("www-authenticate", 'Bearer realm="weir"')
-# A refusal of a request that carries an anthropic-version header speaks Anthropic.
-_ANTHROPIC_ERRORS: Provider = AnthropicMessages()
-
-
-class ProtocolError(Exception):
-    """Envoy sent something the ext_proc protocol does not allow here.
-
-    The servicer ends the gRPC stream with an error, and Envoy, configured with
-    `failure_mode_allow: false`, fails the HTTP exchange closed.
-    """
-
-
-class _Request(Enum):
-    EXPECT_HEADERS = auto()
-    BUFFERING_BODY = auto()  # an LLM call: body accumulated, headers withheld
-    SNIFFING_BODY = auto()  # path unrecognised: is the body an LLM call? headers withheld
-    OVERSIZE_BODY = auto()  # a JSON body past the sniff limit: flows, judged as it closes
-    PASSTHROUGH_BODY = auto()  # not an LLM call, identity allowed: chunks flow
-    MCP_BODY = auto()  # an MCP message (extproc.mcp): held whole, judged, headers withheld
-    DONE = auto()
 
 
 class _Response(Enum):
     EXPECT_HEADERS = auto()
-    STREAMING_BODY = auto()  # nothing to scan: chunks flow as they come
-    GUARDING_STREAM = auto()  # an SSE token stream through the SseGuard
-    BUFFERING_BODY = auto()  # a JSON response, judged whole; headers withheld
-    ENDED_BY_WEIR = auto()  # blocked mid-stream: the client's response is over
+    BODY = auto()  # the body goes through its processor (`extproc.response_body`)
+    ENDED_BY_WEIR = auto()  # blocked or ended mid-stream: the client's response is over
+    DONE = auto()
+    # Set by the MCP hooks (`extproc.mcp.exchange`), which keep their own modes:
+    STREAMING_BODY = auto()  # an MCP answer with nothing to judge: it flows
     MCP_JSON = auto()  # an MCP answer in one JSON message: judged whole, headers withheld
     MCP_STREAM = auto()  # an MCP answer as SSE: each message judged whole before release
-    DONE = auto()
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,54 +115,7 @@ class ExchangeConfig:
     pins: PinStore = field(default_factory=MemoryPinStore)
 
 
-@dataclass(slots=True)
-class ExchangeRecord:
-    """What happened in one exchange, for the decision log and the metrics."""
-
-    principal: str = ""
-    identity_source: str | None = None
-    # The end user: a keyed hash of issuer and subject (`subject_hash`), never the token.
-    user: str | None = None
-    # Why a presented token was refused ("user:expired", "svid:kid", ...), a fixed word.
-    token_rejection: str | None = None
-    identity_detail: str = ""
-    workload: str | None = None
-    method: str = ""
-    path: str = ""
-    # The request's host (no port) and path normal form (`extproc.request_path`).
-    authority: str = ""
-    api_path: str = ""
-    ai_host: bool = False  # a known AI provider host (built-in list or policy aiHosts)
-    # How the call was recognised as an LLM call: "path", "body" (its shape), or None.
-    recognised_by: str | None = None
-    provider: str | None = None
-    model: str | None = None
-    stream: bool | None = None
-    verdict: Verdict = Verdict.PENDING  # see mesh.verdicts for what each one means
-    rule: str | None = None
-    reason: str = ""
-    status: int | None = None
-    policy_digest: str = ""
-    request_bytes: int = 0
-    response_bytes: int = 0
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    findings: list[FindingRecord] = field(default_factory=list)
-    held_bytes_max: int = 0
-    # An MCP call (extproc.mcp): the server (its authority), the method and the tool.
-    mcp_server: str | None = None
-    mcp_method: str | None = None
-    tool_name: str | None = None
-    # What the answer says of itself, for telemetry: never content (extproc.llm.response_facts).
-    response_model: str | None = None
-    finish_reasons: list[str] = field(default_factory=list)
-    # The token budget (`extproc.budget_gate`): reserved | refused | ended | unavailable
-    # (the store did not answer; onUnavailable decided), or None when unmetered.
-    budget: str | None = None
-    started: float = field(default_factory=time.monotonic)
-
-
-class Exchange(McpHooks):
+class Exchange(RequestSide):
     """The state of one ext_proc stream (one HTTP request and its response)."""
 
     def __init__(
@@ -239,21 +137,11 @@ class Exchange(McpHooks):
             plans = compile_plans(policy)
         self._plans = plans
         self._config = config or ExchangeConfig()
-        self._request = _Request.EXPECT_HEADERS
+        self._init_request()
         self._response = _Response.EXPECT_HEADERS
         self._closed = False
-        self._request_headers: Headers = ()
-        self._body = bytearray()
-        self._provider: Provider | None = None
-        self._identity: Identity | None = None
-        self._header_decision: Decision | None = None
-        self._error_format: Provider | None = None
-        self._json_start: bool | None = None  # may the sniffed body be a JSON object?
-        self._top_keys: TopLevelKeys | None = None  # an oversize body's top-level keys
         self._response_plan: ScanPlan | None = None
-        self._guard: SseGuard | None = None
-        self._meter: UsageMeter | None = None
-        self._guard_recorded = False  # the guard's findings and usage are in the record
+        self._body_processor: ResponseBody | None = None  # chosen at the response headers
         # A budgeted workload's exchange: a charge the servicer must carry to the shared
         # store (`budget_ask`), and the actions that wait for its answer (`answer_budget`).
         self._budget: BudgetGate | None = None
@@ -262,7 +150,8 @@ class Exchange(McpHooks):
         self._budget_held: list[Action] = []
         self._budget_settled = False
         self.budget_ask: Charge | None = None
-        self._error_reply = False  # a non-2xx reply, scanned whole (response rules apply)
+        self._published = False  # `Publish` was returned
+        self._publish_at_end = False  # the drain deadline ended it: publish with the failure
         self._init_mcp()
         self.record = ExchangeRecord(policy_digest=policy.digest)
 
@@ -283,7 +172,59 @@ class Exchange(McpHooks):
             return True
         # The provider's own end-of-stream event has gone out: SDKs stop reading there and
         # may hang up before Envoy's end of stream ever reaches Weir.
-        return self._guard_recorded or (self._meter is not None and self._meter.saw_terminal)
+        body = self._body_processor
+        return body is not None and body.complete
+
+    # --- what the servicer calls: Envoy's actions, and the record's publication ---------
+
+    def handle(self, event: Event) -> list[Action | Publish]:
+        """`receive`, plus `Publish` (first, once) when the record has become final."""
+        return self._with_publication(self.receive(event))
+
+    def handle_budget(self, used: int | None, applied: bool = False) -> list[Action | Publish]:
+        """`answer_budget`, plus `Publish` when the record has become final."""
+        return self._with_publication(self.answer_budget(used, applied))
+
+    def handle_pins(self, loaded: bool) -> list[Action | Publish]:
+        """`answer_pins`, plus `Publish` when the record has become final."""
+        return self._with_publication(self.answer_pins(loaded))
+
+    def handle_deadline(self, reason: str) -> list[Action]:
+        """`terminate` at the drain deadline; the record is published by `handle_end`."""
+        self._publish_at_end = True
+        return self.terminate(reason)
+
+    def handle_end(self, error: str | None) -> list[Publish]:
+        """The ext_proc stream is over (``error``: why it failed, or None): the record's
+        publication, unless it went already.
+
+        A failed exchange is an error whatever was decided before it failed: a crash
+        mid-answer must never stay logged as `allow`. Envoy cancelling a stream whose
+        verdict is known is only its way of hanging up.
+        """
+        if self._published:
+            return []
+        self._published = True
+        record = self.record
+        if error is not None and (error != "cancelled" or record.verdict == Verdict.PENDING):
+            record.verdict = Verdict.ERROR
+            record.reason = f"ext_proc stream ended: {error}"
+        return [Publish(record)]
+
+    def _with_publication(self, actions: list[Action]) -> list[Action | Publish]:
+        # Published before the actions go out: a client that reads the metrics right after
+        # its stream ends must see this call. Never while a budget or pins answer is awaited:
+        # the record may still change with it.
+        if (
+            self._published
+            or self._publish_at_end
+            or self.budget_ask is not None
+            or self.pins_ask is not None
+            or not self.complete
+        ):
+            return list(actions)
+        self._published = True
+        return [Publish(self.record), *actions]
 
     def receive(self, event: Event) -> list[Action]:
         if self._closed:
@@ -320,430 +261,18 @@ class Exchange(McpHooks):
             return []
         if self._request in (
             _Request.BUFFERING_BODY, _Request.SNIFFING_BODY, _Request.MCP_BODY
-        ) or self._response in (_Response.BUFFERING_BODY, _Response.MCP_JSON):
-            return [self._refuse(ErrorKind.UNAVAILABLE, reason)]
-        if self._response is _Response.GUARDING_STREAM:
-            guard = self._guard
-            assert guard is not None
-            out = guard.terminate(reason)
-            self._response = _Response.ENDED_BY_WEIR
-            self._close_guard(guard)
-            return [StreamBody(RESPONSE, out, True)]
-        if self._response is _Response.MCP_STREAM:
-            return self._mcp_terminate(reason)
-        meter = self._meter
-        if self._response is _Response.STREAMING_BODY and meter is not None and meter.event_stream:
-            assert self._provider is not None
-            # The client may hold half an event: close it so the error event stands alone.
-            prefix = b"" if meter.at_event_boundary else b"\n\n"
-            self._response = _Response.ENDED_BY_WEIR
-            self._meter = None
-            self._settle(Verdict.ERROR, reason)
-            ending = stream_error_events(self._provider, reason)
-            return [StreamBody(RESPONSE, prefix + ending, True)]
-        return []
-
-    # --- request -------------------------------------------------------------
-
-    def _request_headers_event(self, event: HeadersEvent) -> list[Action]:
-        if self._request is not _Request.EXPECT_HEADERS:
-            raise ProtocolError("request headers received twice")
-        self._request_headers = event.headers
-        method = header_value(event.headers, ":method") or ""
-        path = header_value(event.headers, ":path") or ""
-        authority = (
-            header_value(event.headers, ":authority") or header_value(event.headers, "host") or ""
-        )
-        record = self.record
-        record.method, record.path = method, path
-        record.authority = authority_host(authority)
-        record.api_path = normalise_path(path).canonical
-        record.ai_host = self._policy.ai_hosts.is_ai_host(authority)
-        if header_value(event.headers, "anthropic-version") is not None:
-            self._error_format = _ANTHROPIC_ERRORS
-
-        credentials = read_credentials(self._policy, event.headers, self._keys)
-        identity = resolve_identity(
-            _identity_inputs(event, credentials),
-            sources=self._policy.identity_sources,
-            trust_domain=self._policy.trust_domain,
-            trusted_proxies=self._policy.xfcc_trusted_proxies,
-        )
-        self._identity = identity
-        record.principal = identity.principal
-        record.identity_source = identity.source
-        record.identity_detail = identity.detail
-
-        decision = self._policy.decide(identity.principal, None)
-        self._header_decision = decision
-        record.workload = decision.workload.name if decision.workload else None
-        record.rule = decision.rule
-        self._provider = provider_for(method, path, ai_host=record.ai_host)
-        record.provider = self._provider.name if self._provider else None
-        record.recognised_by = "path" if self._provider else None
-        if self._provider is None and self._mcp_path(method, path):
-            self._start_mcp(decision.workload, "path")
-
-        refused = self._caller_refusal(identity, credentials, decision.workload)
-        if refused is not None:
-            return [refused]
-        if not decision.allowed and self._refuse_or_audit(decision.reason):
-            hint = unauthenticated_hint(identity, self._policy.identity_sources)
-            return [self._refuse(ErrorKind.PERMISSION_DENIED, decision.reason + hint)]
-        self._strip = token_headers_to_strip(self._policy)
-
-        if self._mcp is not None:
-            return self._mcp_request_headers(event)
-        if self._provider is None:
-            return self._unrecognised_path(event)
-        refused = self.govern_llm_destination(decision.workload, self._provider)
-        if refused is not None:
-            return [refused]
-
-        if event.end_of_stream:
-            return [self._refuse(ErrorKind.INVALID_REQUEST, EMPTY_BODY_REASON)]
-        encoding = header_value(event.headers, "content-encoding")
-        if encoding not in (None, "", "identity"):
-            # Scanning compressed bytes as text would see nothing: refuse, never guess.
-            return [
-                self._refuse(
-                    ErrorKind.INVALID_REQUEST,
-                    f"request bodies with content-encoding {encoding!r} are not accepted; "
-                    "send the JSON uncompressed",
-                )
-            ]
-        self._request = _Request.BUFFERING_BODY
-        return []
-
-    def _request_body_event(self, event: BodyEvent) -> list[Action]:
-        self.record.request_bytes += len(event.chunk)
-        if self._request is _Request.PASSTHROUGH_BODY:
-            if event.end_of_stream:
-                self._request = _Request.DONE
-            return [StreamBody(REQUEST, event.chunk, event.end_of_stream)]
-        if self._request is _Request.SNIFFING_BODY:
-            return self._sniffing_chunk(event.chunk, event.end_of_stream)
-        if self._request is _Request.OVERSIZE_BODY:
-            return self._oversize_chunk(event.chunk, event.end_of_stream)
-        if self._request is _Request.MCP_BODY:
-            return self._mcp_request_chunk(event.chunk, event.end_of_stream)
-        if self._request is not _Request.BUFFERING_BODY:
-            raise ProtocolError(f"request body in state {self._request.name}")
-
-        if len(self._body) + len(event.chunk) > self._config.max_request_body:
-            return [
-                self._refuse(
-                    ErrorKind.TOO_LARGE,
-                    f"request body exceeds Weir's limit of {self._config.max_request_body} bytes",
-                )
-            ]
-        self._body += event.chunk
-        if not event.end_of_stream:
-            return []
-        return self._judge_request_body(end_of_stream=True)
-
-    def _request_trailers_event(self, event: TrailersEvent) -> list[Action]:
-        if self._request is _Request.PASSTHROUGH_BODY:
-            self._request = _Request.DONE
-            return [ContinueTrailers(REQUEST)]
-        if self._request in (_Request.SNIFFING_BODY, _Request.OVERSIZE_BODY):
-            # Trailers end the body: decide on what came, then let the trailers follow.
-            if self._request is _Request.SNIFFING_BODY:
-                actions = self._sniffing_chunk(b"", end_of_stream=False, final=True)
-            else:
-                actions = self._oversize_chunk(b"", end_of_stream=False, final=True)
-            if not self._closed:
-                self._request = _Request.DONE
-                actions += self._after_pins_ask(ContinueTrailers(REQUEST))
-            return actions
-        if self._request is _Request.MCP_BODY:
-            actions = self._mcp_request_chunk(b"", end_of_stream=False, final=True)
-            if not self._closed:
-                actions += self._after_pins_ask(ContinueTrailers(REQUEST))
-            return actions
-        if self._request is _Request.BUFFERING_BODY:
-            # Trailers, not a flagged body chunk, told us the body is complete.
-            actions = self._judge_request_body(end_of_stream=False)
-            if not self._closed:
-                actions.append(ContinueTrailers(REQUEST))
-            return actions
-        raise ProtocolError(f"request trailers in state {self._request.name}")
-
-    # --- requests Weir does not recognise by their path ---------------------------
-    #
-    # In sidecar-outbound mode every outbound call of the workload comes here. The
-    # body is sniffed: bytes that cannot start a JSON object are released with the
-    # headers at the first chunk; a JSON object is held (headers withheld, so the
-    # upstream sees nothing yet) until it is whole, then parsed once. An LLM call is
-    # judged and scanned as one (extproc.body_shape says which API it is shaped as);
-    # anything else flows on, except that a known AI host's unrecognised API is
-    # refused with a 404 unless the workload says `unknownApis: allow`.
-
-    def _unrecognised_path(self, event: HeadersEvent) -> list[Action]:
-        if event.end_of_stream:
-            if self.record.ai_host:
-                return self._unknown_api(None, end_of_stream=True)
-            return self._release(None, end_of_stream=True, reason=self._identity_reason())
-        encoding = header_value(event.headers, "content-encoding")
-        unsniffed = unsniffable(self.record.method, event.headers)
-        if unsniffed is None and encoding not in (None, "", "identity"):
-            unsniffed = f"a {encoding}-encoded body"
-        if unsniffed is not None:
-            # Not sniffed. To an AI host it is an unknown API call; elsewhere it is
-            # ordinary traffic (a gzip upload, a WebSocket, a gRPC stream) and flows.
-            if self.record.ai_host:
-                self._request = _Request.SNIFFING_BODY  # withheld until the 404 or allow
-                return self._unknown_api(None, end_of_stream=False)
-            self._request = _Request.PASSTHROUGH_BODY
-            self._settle(Verdict.ALLOW, f"{self._identity_reason()}; {unsniffed}, not sniffed")
-            return [ContinueHeaders(REQUEST, remove_headers=self._strip)]
-        self._request = _Request.SNIFFING_BODY
-        return []  # withheld until the body says whether it is an LLM call
-
-    def _identity_reason(self) -> str:
-        decision = self._header_decision
-        return decision.reason if decision is not None else ""
-
-    def _sniffing_chunk(
-        self, chunk: bytes, end_of_stream: bool, *, final: bool = False
-    ) -> list[Action]:
-        ended = end_of_stream or final
-        if len(self._body) + len(chunk) > self._config.max_request_body:
-            return self._past_sniff_limit(chunk, end_of_stream)
-        self._body += chunk
-        start = self._json_start
-        if start is None:
-            # Undecided means everything before this chunk may precede a `{`: only the
-            # chunk can decide.
-            start = self._json_start = json_object_start(chunk)
-        if start is None and not ended:
-            return []  # only whitespace or byte-order marks so far
-        if not start:
-            return self._not_an_llm_call(end_of_stream)
-        if not ended:
-            return []
-        body = bytes(self._body)
-        # An MCP message (JSON-RPC 2.0 with an MCP method) on any path is judged as one.
-        if self._mcp_sniffed(body):
-            return self._mcp_request_chunk(b"", end_of_stream, final=not end_of_stream)
-        shape = sniff(body, self._request_headers)
-        if shape is None:
-            return self._not_an_llm_call(end_of_stream, body)
-        return self._judge_sniffed(shape, end_of_stream)
-
-    def _judge_sniffed(self, shape: LlmShape, end_of_stream: bool) -> list[Action]:
-        record = self.record
-        record.recognised_by = "body"
-        provider = provider_named(shape.api)
-        if provider is None:  # UNREADABLE_API: an LLM call whose API Weir cannot read
-            return self._unreadable_llm_call(end_of_stream)
-        self._provider = provider
-        record.provider = provider.name
-        decision = self._header_decision
-        refused = self.govern_llm_destination(
-            decision.workload if decision is not None else None, provider
-        )
-        if refused is not None:
-            return [refused]
-        return self._judge_request_body(end_of_stream=end_of_stream)
-
-    def _unreadable_llm_call(self, end_of_stream: bool) -> list[Action]:
-        """An LLM call (model and prompt) in an API no adapter reads: the model is
-        judged, then it is an unknown API, which only `unknownApis: allow` lets through."""
-        assert self._identity is not None
-        try:
-            model = parse_json_object(bytes(self._body)).get(MODEL_KEY)
-        except BadRequestBody as exc:
-            return [self._refuse(ErrorKind.INVALID_REQUEST, str(exc))]
-        if isinstance(model, str) and model:
-            self.record.model = model
-            decision = self._policy.decide(self._identity.principal, model)
-            self.record.rule = decision.rule
-            if not decision.allowed and self._refuse_or_audit(decision.reason):
-                return [self._refuse(ErrorKind.PERMISSION_DENIED, decision.reason)]
-        body = bytes(self._body)
-        self._body = bytearray()
-        what = "an LLM call in an API Weir does not read"
-        return self._unknown_api(body, end_of_stream, what=what)
-
-    def _not_an_llm_call(self, end_of_stream: bool, body: bytes | None = None) -> list[Action]:
-        body = bytes(self._body) if body is None else body
-        self._body = bytearray()
-        if self.record.ai_host:
-            return self._unknown_api(body, end_of_stream)
-        return self._release(body, end_of_stream, reason=self._identity_reason())
-
-    def _unknown_api(
-        self,
-        body: bytes | None,
-        end_of_stream: bool,
-        *,
-        what: str = "an API Weir does not recognise",
-    ) -> list[Action]:
-        """A call to a known AI host that Weir cannot judge: a 404 unless allowed."""
-        record = self.record
-        decision = self._header_decision
-        workload = decision.workload if decision is not None else None
-        host = f"AI host {record.authority}" if record.ai_host else record.authority
-        where = f"{record.method} {record.api_path} on {host}"
-        if workload is not None and workload.unknown_apis == ALLOW:
-            reason = f"{where} is {what}; let through by workload '{workload.name}' unknownApis"
-            return self._release(body, end_of_stream, reason=reason)
-        name = f"workload '{workload.name}'" if workload is not None else "the workload"
-        reason = f"{where} is {what}; set unknownApis: allow on {name} to let it through"
-        if self._refuse_or_audit(reason):
-            return [self._refuse(ErrorKind.NOT_FOUND, reason, verdict=Verdict.DENY)]
-        return self._release(body, end_of_stream, reason=reason, verdict=Verdict.AUDIT)
-
-    def _release(
-        self,
-        body: bytes | None,
-        end_of_stream: bool,
-        *,
-        reason: str,
-        verdict: Verdict = Verdict.ALLOW,
-    ) -> list[Action]:
-        """Let an unrecognised request go on: its headers, what was held, the rest flows.
-
-        ``body`` None: the request has no body message (its headers ended the stream, or
-        none has come yet).
-        """
-        if self.record.verdict == Verdict.PENDING or verdict != Verdict.ALLOW:
-            self._settle(verdict, reason)
-        self._request = _Request.DONE if end_of_stream else _Request.PASSTHROUGH_BODY
-        headers = ContinueHeaders(REQUEST, remove_headers=self._strip)
-        if body is None or (not body and not end_of_stream):
-            return [headers]  # no body message to answer (yet)
-        return [headers, *_stream_chunks(REQUEST, body, end_of_stream)]
-
-    def _past_sniff_limit(self, chunk: bytes, end_of_stream: bool) -> list[Action]:
-        """A JSON body larger than Weir may hold: fail closed where it may be an LLM call.
-
-        To a known AI host, when its top-level keys so far include `model` or
-        `messages`, or when it is not plain UTF-8 (a byte-order mark or NUL bytes of
-        UTF-16/32, whose keys the byte reader cannot see), it is refused (413), as an
-        LLM call that size would be. Otherwise it is ordinary traffic (a large UTF-8 JSON
-        upload) and flows on, but its top-level keys are still read and the chunk that
-        closes its object is judged before it goes (`_oversize_chunk`): an LLM call padded
-        past the limit is refused, and the upstream never receives a complete body.
-        """
-        limit = self._config.max_request_body
-        keys = TopLevelKeys()
-        keys.feed(bytes(self._body))
-        keys.feed(chunk)
-        if (
-            self.record.ai_host
-            or keys.llm_keys & {MODEL_KEY, "messages"}
-            or not plain_json_start(self._body)
         ):
-            return [
-                self._refuse(
-                    ErrorKind.TOO_LARGE,
-                    f"request body exceeds Weir's limit of {limit} bytes and may be an LLM call",
-                )
-            ]
-        self._top_keys = keys
-        body = bytes(self._body) + chunk
-        self._body = bytearray()
-        self._settle(
-            Verdict.ALLOW,
-            f"{self._identity_reason()}; JSON body past the {limit}-byte sniff limit "
-            "with no LLM key, streamed with its top-level keys read",
-        )
-        self._request = _Request.OVERSIZE_BODY
-        return [
-            ContinueHeaders(REQUEST, remove_headers=self._strip),
-            *self._oversize_chunk(body, end_of_stream, fed=True),
-        ]
-
-    def _oversize_chunk(
-        self, chunk: bytes, end_of_stream: bool, *, final: bool = False, fed: bool = False
-    ) -> list[Action]:
-        """Forward an oversize body as it comes, judging it whenever its object closes.
-
-        While the top-level object is open, what has been forwarded is no complete JSON
-        document, so it flows. The chunk that closes it is judged before it goes: its
-        keys are all known then, and an LLM call padded past the limit is refused with
-        its closing brace never sent.
-        """
-        keys = self._top_keys
-        assert keys is not None
-        if not fed:
-            keys.feed(chunk)
-        ended = end_of_stream or final
-        if (keys.closed or ended) and shape_of(
-            dict.fromkeys(keys.keys), self._request_headers
-        ) is not None:
-            self.record.recognised_by = "body"
-            return [
-                self._refuse(
-                    ErrorKind.TOO_LARGE,
-                    "an LLM call padded past Weir's limit of "
-                    f"{self._config.max_request_body} bytes; it was not forwarded whole",
-                    verdict=Verdict.DENY,
-                )
-            ]
-        if ended:
-            self._request = _Request.DONE
-            if final and not chunk:
-                return []
-        elif not chunk:
+            return [self._refuse(ErrorKind.UNAVAILABLE, reason)]
+        body = self._body_processor
+        if body is None or self._response in (_Response.DONE, _Response.ENDED_BY_WEIR):
             return []
-        return [*_stream_chunks(REQUEST, chunk, end_of_stream)]
-
-    def _judge_request_body(self, *, end_of_stream: bool) -> list[Action]:
-        assert self._provider is not None and self._identity is not None
-        body = bytes(self._body)
-        self._body = bytearray()
-        try:
-            document = parse_json_object(body)
-            llm_request = read_model_and_stream(document)
-        except BadRequestBody as exc:
-            return [self._refuse(ErrorKind.INVALID_REQUEST, str(exc))]
-        self.record.model = llm_request.model
-        self.record.stream = llm_request.stream
-
-        decision = self._policy.decide(self._identity.principal, llm_request.model)
-        self.record.rule = decision.rule
-        if not decision.allowed and self._refuse_or_audit(decision.reason):
-            return [self._refuse(ErrorKind.PERMISSION_DENIED, decision.reason)]
-
-        workload = decision.workload
-        # The tools it offers the model obey the workload's `tools` (extproc.llm_tools).
-        if workload is not None and workload.tool_rules.tools is not None:
-            forbidden = forbidden_tool(document, workload.name, workload.tool_rules)
-            if forbidden is not None and self._refuse_or_audit(forbidden):
-                return [self._refuse(ErrorKind.PERMISSION_DENIED, forbidden)]
-        request_plan = self._plans.request(workload)
-        self._response_plan = self._plans.response(workload)
-        headers = ContinueHeaders(
-            REQUEST,
-            # Never scan compressed bytes as text: ask the upstream for identity.
-            set_headers=(("accept-encoding", "identity"),),
-            remove_headers=self._strip,
-        )
-        if request_plan is not None:
-            parts = self._provider.request_texts(document)
-            verdict = judge_document(parts, request_plan, "request", document=document)
-            self.record.findings.extend(verdict.findings)
-            if verdict.blocked_by is not None:
-                return [self._refuse_blocked("prompt", verdict.blocked_by, verdict=Verdict.DENY)]
-            if verdict.changed:
-                try:
-                    body = verdict.apply(document)
-                except KeyCollision as exc:
-                    return [self._refuse(ErrorKind.INVALID_REQUEST, str(exc))]
-                headers = ContinueHeaders(
-                    REQUEST, headers.set_headers, remove_headers=(*self._strip, "content-length")
-                )
-        if self.record.verdict == Verdict.PENDING:
-            self._settle(Verdict.ALLOW, decision.reason)
-        self._request = _Request.DONE
-        if workload is not None and workload.budget is not None:
-            return self._reserve_budget(workload, document, body, headers, end_of_stream)
-        return [headers, *_stream_chunks(REQUEST, body, end_of_stream)]
+        return self._ran(body, body.terminate(reason))
 
     # --- response ------------------------------------------------------------
+    #
+    # The body is handled by one processor (`extproc.response_body`), chosen here when
+    # the headers arrive; the exchange only routes the events to it, keeps its record
+    # current and turns its refusals into local replies.
 
     def _response_headers_event(self, event: HeadersEvent) -> list[Action]:
         if self._response is not _Response.EXPECT_HEADERS:
@@ -751,59 +280,50 @@ class Exchange(McpHooks):
         status = header_value(event.headers, ":status")
         if status is not None and status.isdigit():
             self.record.status = int(status)
-        plan = self._response_plan
         if event.end_of_stream:
             self._response = _Response.DONE
             return [ContinueHeaders(RESPONSE)]
         if self._mcp is not None:
-            return self._mcp_response_headers(event)
-        encoding = header_value(event.headers, "content-encoding")
-        content_type = (header_value(event.headers, "content-type") or "").lower()
-        answered = 200 <= (self.record.status or 0) < 300
-        if plan is not None and self._provider is not None and not answered:
-            # The upstream's error reply is scanned too: an error body may quote the
-            # prompt, or be anything a hostile upstream likes.
-            self._error_reply = True
-        elif plan is None or self._provider is None:
-            # Nothing to scan: it flows as it comes, and an LLM answer is still
-            # metered for its usage.
-            self._response = _Response.STREAMING_BODY
-            if answered and self._provider is not None and encoding in (None, "", "identity"):
-                self._meter = UsageMeter(
-                    self._provider,
-                    event_stream="text/event-stream" in content_type,
-                    max_body=self._config.max_response_body,
-                )
-            return [ContinueHeaders(RESPONSE)]
-
-        observe_only = plan.observe_only
-        unscannable = None
-        if encoding not in (None, "", "identity"):
-            unscannable = f"the upstream response is compressed ({encoding}) and cannot be scanned"
-        elif "text/event-stream" in content_type:
-            self._guard = SseGuard(self._provider, plan, tools=self._tool_rules())
-            self._response = _Response.GUARDING_STREAM
-            return [ContinueHeaders(RESPONSE, remove_headers=("content-length",))]
-        elif "json" in content_type or (self._error_reply and encoding in (None, "", "identity")):
-            # Withheld until the body is judged, so a block can still be a 403. An error
-            # reply of another type (text, HTML) is judged whole as text.
-            self._response = _Response.BUFFERING_BODY
-            return []
-        else:
-            unscannable = f"the upstream response type {content_type!r} cannot be scanned"
-        if observe_only:
-            self.record.reason = f"not scanned: {unscannable}"
-            self._response = _Response.STREAMING_BODY
-            return [ContinueHeaders(RESPONSE)]
-        return [self._refuse(ErrorKind.UNAVAILABLE, unscannable)]
+            actions = self._mcp_response_headers(event)
+            if self._response is _Response.STREAMING_BODY:
+                self._body_processor = PassThrough()
+            elif self._response in (_Response.MCP_JSON, _Response.MCP_STREAM):
+                stream = self._response is _Response.MCP_STREAM
+                self._body_processor = McpAnswer(self, stream=stream)
+            return actions
+        selected = select_response_body(
+            self._provider,
+            self._response_plan,
+            self._tool_rules(),
+            status=self.record.status,
+            content_type=header_value(event.headers, "content-type") or "",
+            encoding=header_value(event.headers, "content-encoding"),
+            enforcing=self._policy.enforcing,
+            max_body=self._config.max_response_body,
+        )
+        if selected.reason is not None:
+            self.record.reason = selected.reason
+        self._body_processor = selected.body
+        if selected.body is not None:
+            self._response = _Response.BODY
+        return self._decided(selected.headers)
 
     def _tool_rules(self) -> ToolRules | None:
-        """The workload's `tools`, when it restricts them (streamed tool calls obey it)."""
+        """The workload's `tools`, when it restricts them (the answer's tool calls obey it)."""
         decision = self._header_decision
         workload = decision.workload if decision is not None else None
         if workload is None or workload.tool_rules.tools is None:
             return None
         return workload.tool_rules
+
+    @property
+    def response_done(self) -> bool:
+        return self._response is _Response.DONE
+
+    @property
+    def response_ended(self) -> bool:
+        """Weir ended the client's answer (a block, a drain, a spent budget)."""
+        return self._response is _Response.ENDED_BY_WEIR
 
     def _response_body_event(self, event: BodyEvent) -> list[Action]:
         if self._response is _Response.DONE and event.end_of_stream and not event.chunk:
@@ -813,182 +333,35 @@ class Exchange(McpHooks):
         self.record.response_bytes += len(event.chunk)
         if self._response is _Response.ENDED_BY_WEIR:
             return []  # what the upstream still sends after a block goes nowhere
-        if self._response in (_Response.MCP_JSON, _Response.MCP_STREAM):
-            return self._mcp_response_chunk(event.chunk, event.end_of_stream)
-        if self._response is _Response.STREAMING_BODY:
-            meter = self._meter
-            if meter is not None:
-                meter.feed(event.chunk)
-                if meter.saw_terminal:
-                    self._record_usage(meter.usage)
-                    self._record_facts(meter.facts)
-            if event.end_of_stream:
-                self._end_streaming_body()
-            return [StreamBody(RESPONSE, event.chunk, event.end_of_stream)]
-        if self._response is _Response.GUARDING_STREAM:
-            return self._guarded_chunk(event.chunk, end_of_stream=event.end_of_stream)
-        if self._response is _Response.BUFFERING_BODY:
-            if len(self._body) + len(event.chunk) > self._config.max_response_body:
-                return [
-                    self._refuse(
-                        ErrorKind.UNAVAILABLE,
-                        "the upstream response exceeds Weir's limit of "
-                        f"{self._config.max_response_body} bytes and cannot be judged",
-                    )
-                ]
-            self._body += event.chunk
-            return self._judge_response_body(end_of_stream=True) if event.end_of_stream else []
-        raise ProtocolError(f"response body in state {self._response.name}")
+        body = self._body_processor
+        if body is None or self._response in (_Response.EXPECT_HEADERS, _Response.DONE):
+            raise ProtocolError(f"response body in state {self._response.name}")
+        return self._ran(body, body.feed(event.chunk, event.end_of_stream))
 
     def _response_trailers_event(self, event: TrailersEvent) -> list[Action]:
         if self._response is _Response.ENDED_BY_WEIR:
             return []
-        if self._response in (_Response.MCP_JSON, _Response.MCP_STREAM):
-            actions = self._mcp_response_chunk(b"", end_of_stream=False, final=True)
-            if not self._closed and self._response is not _Response.ENDED_BY_WEIR:
-                actions.append(ContinueTrailers(RESPONSE))
-            return actions
-        if self._response is _Response.STREAMING_BODY:
-            self._end_streaming_body()
-            return [ContinueTrailers(RESPONSE)]
-        if self._response is _Response.GUARDING_STREAM:
-            return [*self._guarded_chunk(b"", end_of_stream=False, final=True),
-                    ContinueTrailers(RESPONSE)]
-        if self._response is _Response.BUFFERING_BODY:
-            actions = self._judge_response_body(end_of_stream=False)
-            if not self._closed:
-                actions.append(ContinueTrailers(RESPONSE))
-            return actions
-        raise ProtocolError(f"response trailers in state {self._response.name}")
+        body = self._body_processor
+        if body is None or self._response in (_Response.EXPECT_HEADERS, _Response.DONE):
+            raise ProtocolError(f"response trailers in state {self._response.name}")
+        return self._ran(body, body.trailers())
 
-    def _guarded_chunk(
-        self, chunk: bytes, *, end_of_stream: bool, final: bool = False
-    ) -> list[Action]:
-        guard = self._guard
-        assert guard is not None
-        out = guard.feed(chunk) if chunk else b""
-        self.record.held_bytes_max = max(self.record.held_bytes_max, guard.held_bytes)
-        if guard.terminated and not end_of_stream:
-            # The client already has the error event and terminator: end its response now
-            # instead of when the upstream finishes. Envoy 1.40 accepts end_of_stream before
-            # its own and stops reading the upstream, so no more tokens are paid for
-            # (pinned by tests/e2e/test_stream_enforcement.py).
+    def _ran(self, body: ResponseBody, out: list[Action | Refuse]) -> list[Action]:
+        """After a processor step: its contribution to the record, its state, its refusals."""
+        body.contribute(self.record)
+        if body.ended:
             self._response = _Response.ENDED_BY_WEIR
-            self._close_guard(guard)
-            return [StreamBody(RESPONSE, out, True)]
-        if end_of_stream or final:
-            out += guard.finish()
+        elif body.done:
             self._response = _Response.DONE
-            self._close_guard(guard)
-        elif guard.saw_terminal:
-            # Everything the answer had is judged and released with this chunk.
-            self._close_guard(guard)
-        if not out and not end_of_stream:
-            return []  # everything is held: no message to Envoy for this chunk
-        return [StreamBody(RESPONSE, out, end_of_stream)]
+        return self._decided(out)
 
-    def _close_guard(self, guard: SseGuard) -> None:
-        if self._guard_recorded:
-            return
-        self._guard_recorded = True
-        self.record.findings.extend(guard.findings)
-        self._record_usage(guard.usage)
-        self._record_facts(guard.facts)
-        if guard.blocked_by is not None:
-            hit = guard.blocked_by
-            self._settle(Verdict.BLOCK, f"response blocked: rule '{hit.rule}' ({hit.scanner})")
-        elif guard.failure is not None:
-            if guard.terminated or self._response is _Response.ENDED_BY_WEIR:
-                self._settle(Verdict.ERROR, guard.failure)
-            else:
-                # Observing only (audit actions), the client received every byte
-                # unchanged; only Weir stopped reading. As on the JSON path, the verdict
-                # stands and the record says what went unscanned.
-                self.record.reason = f"not scanned: {guard.failure}"
-
-    def _judge_response_body(self, *, end_of_stream: bool) -> list[Action]:
-        assert self._provider is not None and self._response_plan is not None
-        body = bytes(self._body)
-        self._body = bytearray()
-        self._response = _Response.DONE
-        plan = self._response_plan
-        observe_only = plan.observe_only
-        try:
-            if self._error_reply:
-                return self._judge_error_reply(body, plan, end_of_stream=end_of_stream)
-            document = parse_response_body(body)
-            self._record_usage(self._provider.usage(document))
-            tools = self._tool_rules()
-            called = None if tools is None else forbidden_call(document, tools)
-            if called is not None:
-                return [self._refuse(
-                    ErrorKind.PERMISSION_DENIED,
-                    f"response blocked by policy: it calls tool '{called}', "
-                    "which is not in the workload's tools",
-                    verdict=Verdict.BLOCK,
-                )]
-            facts = ResponseFacts()
-            facts.observe(document)
-            self._record_facts(facts)
-            verdict = judge_document(
-                self._provider.response_texts(document), plan, "response", document=document
-            )
-            rewritten = verdict.apply(document) if verdict.changed else body
-        except (BadResponseBody, StructureError, KeyCollision) as exc:
-            if observe_only:
-                self.record.reason = f"not scanned: {exc}"
-                return [ContinueHeaders(RESPONSE), *_stream_chunks(RESPONSE, body, end_of_stream)]
-            return [self._refuse(ErrorKind.UNAVAILABLE, f"unreadable upstream response: {exc}")]
-        return self._judged_response(verdict, rewritten, end_of_stream=end_of_stream)
-
-    def _judge_error_reply(
-        self, body: bytes, plan: ScanPlan, *, end_of_stream: bool
-    ) -> list[Action]:
-        """A non-2xx reply: every string of a JSON body, or the whole body as text."""
-        try:
-            document: object = parse_response_body(body)
-        except BadResponseBody:
-            document = None
-        if document is not None:
-            verdict = judge_document((), plan, "response", document=document)
-            rewritten = verdict.apply(document) if verdict.changed else body
-        else:
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise BadResponseBody("the upstream's error reply is not UTF-8 text") from exc
-            part = TextPart(("body",), text, "error")
-            verdict = judge_document((part,), plan, "response")
-            changed = verdict.replacements.get(("body",))
-            rewritten = changed.encode("utf-8") if isinstance(changed, str) else body
-        return self._judged_response(verdict, rewritten, end_of_stream=end_of_stream)
-
-    def _judged_response(
-        self, verdict: DocumentVerdict, body: bytes, *, end_of_stream: bool
-    ) -> list[Action]:
-        self.record.findings.extend(verdict.findings)
-        if verdict.blocked_by is not None:
-            return [self._refuse_blocked("response", verdict.blocked_by, verdict=Verdict.BLOCK)]
-        headers = ContinueHeaders(RESPONSE)
-        if verdict.changed:
-            headers = ContinueHeaders(RESPONSE, remove_headers=("content-length",))
-        return [headers, *_stream_chunks(RESPONSE, body, end_of_stream)]
-
-    def _end_streaming_body(self) -> None:
-        self._response = _Response.DONE
-        if self._meter is not None:
-            self._record_usage(self._meter.finish())
-            self._record_facts(self._meter.facts)
-            self._meter = None
-
-    def _record_facts(self, facts: ResponseFacts) -> None:
-        self.record.response_model = facts.model
-        self.record.finish_reasons = list(facts.finish_reasons)
-
-    def _record_usage(self, usage: Usage | None) -> None:
-        if usage is not None:
-            self.record.input_tokens = usage.input_tokens
-            self.record.output_tokens = usage.output_tokens
+    def _decided(self, out: list[Action | Refuse]) -> list[Action]:
+        actions: list[Action] = []
+        for item in out:
+            if isinstance(item, Refuse):
+                return [self._refuse(item.kind, item.message, verdict=item.verdict)]
+            actions.append(item)
+        return actions
 
     # --- token budgets (`extproc.budget_gate`) ------------------------------------
 
@@ -1018,7 +391,7 @@ class Exchange(McpHooks):
             body = dump_document(rewritten)
             self._usage_injected = True
             headers = replace(headers, remove_headers=(*headers.remove_headers, "content-length"))
-        self._budget_held = [headers, *_stream_chunks(REQUEST, body, end_of_stream)]
+        self._budget_held = [headers, *stream_chunks(REQUEST, body, end_of_stream)]
         self.budget_ask = gate.reservation(estimate_input(self._provider.request_texts(document)))
         return []
 
@@ -1082,7 +455,8 @@ class Exchange(McpHooks):
         answered = 200 <= (self.record.status or 0) < 300
         if not answered or "text/event-stream" not in content_type or self._provider is None:
             return actions
-        if self._response not in (_Response.STREAMING_BODY, _Response.GUARDING_STREAM):
+        body = self._body_processor
+        if body is None or not body.budgeted or self._response is not _Response.BODY:
             return actions
         self._released = ReleasedEvents(self._provider, strip_usage_chunk=self._usage_injected)
         return [
@@ -1121,11 +495,10 @@ class Exchange(McpHooks):
     def _end_for_budget(self, held: list[Action], reason: str) -> list[Action]:
         """End a running answer in band: what was released, then the provider's error."""
         assert self._provider is not None
-        if self._guard is not None:
-            self._close_guard(self._guard)
-        if self._meter is not None:
-            self._record_usage(self._meter.usage)
-            self._meter = None
+        body = self._body_processor
+        if body is not None:
+            body.stop()
+            body.contribute(self.record)
         self._response = _Response.ENDED_BY_WEIR
         self.record.budget = "ended"
         self._settle(Verdict.BLOCK, reason)
@@ -1154,48 +527,6 @@ class Exchange(McpHooks):
         )
         return gate.settlement(usage, spent=spent)
 
-    # --- who calls, for whom, and where to -------------------------------------
-
-    def _caller_refusal(
-        self, identity: Identity, credentials: Credentials, workload: WorkloadRule | None
-    ) -> Respond | None:
-        """The tokens' verdict at header time (`mesh.credentials`): a refusal, or None."""
-        user = credentials.user
-        if isinstance(user, VerifiedToken):
-            self.record.user = subject_hash(user.issuer, user.subject)
-        # The JWT-SVID counts only where resolution reached its source: a source before
-        # it may already have identified the caller.
-        sources = self._policy.identity_sources
-        tried = sources if identity.source is None else sources[: sources.index(identity.source)]
-        svid_used = JWT_SVID in tried
-        refusal = credential_refusal(self._policy, credentials, workload, svid_used=svid_used)
-        if refusal is None:
-            return None
-        self.record.token_rejection = refusal.code
-        if not self._refuse_or_audit(refusal.reason):
-            return None
-        kind = {401: ErrorKind.UNAUTHENTICATED, 403: ErrorKind.PERMISSION_DENIED}.get(
-            refusal.status, ErrorKind.UNAVAILABLE
-        )
-        return self._refuse(kind, refusal.reason, verdict=Verdict.DENY)
-
-    def govern_llm_destination(
-        self, workload: WorkloadRule | None, provider: Provider
-    ) -> Respond | None:
-        """The `providers` / `upstreams` allow-lists for an LLM call, however it was
-        recognised (by path here; a body-shape recognition calls this too)."""
-        if workload is None or not workload.destinations.restricts:
-            return None
-        authority = header_value(self._request_headers, ":authority") or (
-            header_value(self._request_headers, "host") or ""
-        )
-        reason = destination_refusal(
-            workload.name, workload.destinations, provider.name, authority
-        )
-        if reason is None or not self._refuse_or_audit(reason):
-            return None
-        return self._refuse(ErrorKind.PERMISSION_DENIED, reason)
-
     # --- verdicts --------------------------------------------------------------
 
     def _refuse_or_audit(self, reason: str) -> bool:
@@ -1211,11 +542,7 @@ class Exchange(McpHooks):
 
     def _refuse_blocked(self, what: str, hit: FindingRecord, *, verdict: Verdict) -> Respond:
         """The 403 for a whole prompt or answer a `block` rule matched: the rule, never the text."""
-        return self._refuse(
-            ErrorKind.PERMISSION_DENIED,
-            f"{what} blocked by policy: rule '{hit.rule}' ({hit.scanner}) matched in {hit.where}",
-            verdict=verdict,
-        )
+        return self._refuse(ErrorKind.PERMISSION_DENIED, blocked_reason(what, hit), verdict=verdict)
 
     def _refuse(self, kind: ErrorKind, message: str, verdict: Verdict | None = None) -> Respond:
         path = header_value(self._request_headers, ":path") or ""
@@ -1241,40 +568,5 @@ class Exchange(McpHooks):
         )
 
 
-def _stream_chunks(direction: Direction, body: bytes, end_of_stream: bool) -> list[StreamBody]:
-    """Split a body we emit ourselves into chunks of the size Envoy recommends for FDS."""
-    if len(body) <= MAX_EMITTED_CHUNK:
-        return [StreamBody(direction, body, end_of_stream)]
-    view = memoryview(body)
-    last = len(body) - 1
-    return [
-        StreamBody(
-            direction,
-            bytes(view[offset : offset + MAX_EMITTED_CHUNK]),
-            end_of_stream and offset + MAX_EMITTED_CHUNK > last,
-        )
-        for offset in range(0, len(body), MAX_EMITTED_CHUNK)
-    ]
-
-
-def _identity_inputs(event: HeadersEvent, credentials: Credentials) -> IdentityInputs:
-    attributes = event.attributes
-    peer = attributes.get("connection.uri_san_peer_certificate")
-    namespace = service_account = None
-    node = attributes.get("xds.node")
-    if isinstance(node, dict):
-        metadata = node.get("metadata")
-        if isinstance(metadata, dict):
-            ns, sa = metadata.get("NAMESPACE"), metadata.get("SERVICE_ACCOUNT")
-            namespace = ns if isinstance(ns, str) else None
-            service_account = sa if isinstance(sa, str) else None
-    return IdentityInputs(
-        peer_uri_san=peer if isinstance(peer, str) and peer else None,
-        node_namespace=namespace,
-        node_service_account=service_account,
-        xfcc=header_value(event.headers, "x-forwarded-client-cert"),
-        jwt_svid_subject=(
-            credentials.svid.subject if isinstance(credentials.svid, VerifiedToken) else None
-        ),
-        jwt_svid_problem=svid_problem(credentials),
-    )
+# The MCP hooks (`extproc.mcp.exchange`) emit their bodies with this name.
+_stream_chunks = stream_chunks
