@@ -139,6 +139,10 @@ class _Slot:
         return out
 
 
+# The fast lane's output arrays: starts, ends, kinds, text starts, text ends, texts.
+_Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
 @dataclass(slots=True)
 class _Batch:
     """Consecutive fast-lane events of one shape, as one item of the pipeline."""
@@ -200,6 +204,10 @@ class SseGuard:
         self._carry = b""  # the fast lane's incomplete event
         self._fast = self.fast_lane
         self._last_event: bytes | None = None  # the latest event when the fast lane read it
+        self._frame_arrays: (
+            tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
+        ) = None
+        self._text_buffer = np.empty(0, dtype=np.uint8)
         self._channels: dict[Channel, _Channel] = {}
         # Everything released per channel, kept only for an API that repeats it later:
         # otherwise a long answer would cost memory for nothing.
@@ -277,7 +285,10 @@ class SseGuard:
                 events = self._parser.finish() if final else self._parser.feed(chunk)
         except SseError as exc:
             return self._fail(f"malformed event stream: {exc}")
-        out = self._process(events)
+        if len(events) == 1 and type(events[0]) is _Batch and not final:
+            out = self._batch(events[0])  # the common chunk: one run of token events
+        else:
+            out = self._process(events)
         if final and not self._ended:
             out += self._flush_all()
         return out
@@ -296,19 +307,15 @@ class SseGuard:
         buf = parser.take_held() + self._carry + chunk
         self._carry = b""
         data = np.frombuffer(buf, dtype=np.uint8)
-        cap = min(len(buf) // 2 + 1, 4096)
-        starts, ends, kinds, text_starts, text_ends = (
-            np.empty(cap, dtype=np.int64) for _ in range(5)
-        )
-        out = np.empty(len(buf), dtype=np.uint8)
+        arrays = self._arrays(min(len(buf) // 2 + 1, 4096), len(buf))
         items: list[SseEvent | _Batch] = []
         position = 0
         while True:
             count, used, stop = frame(
                 data, position, self.max_event_bytes, self._shapes.bytes, self._shapes.rows,
-                starts, ends, kinds, text_starts, text_ends, out,
+                *arrays,
             )  # fmt: skip
-            self._collect(buf, count, starts, ends, kinds, text_starts, text_ends, out, items)
+            self._collect(buf, count, *arrays, items)
             position += used
             if stop != STOP_FULL:
                 break
@@ -334,27 +341,79 @@ class SseGuard:
         text_ends: np.ndarray,
         out: np.ndarray,
         items: list[SseEvent | _Batch],
+        parsed: list[SseEvent] | None = None,
     ) -> None:
+        """Runs of one shape as `_Batch` items; any other event read by the general parser.
+
+        ``parsed``: the events were parsed already (`_reframed`); keep those.
+        """
         if not count:
             return
         kind = kinds[:count]
-        # A run ends where the shape changes and around every unclassified event.
-        cuts = np.flatnonzero((kind[1:] != kind[:-1]) | (kind[1:] < 0)) + 1
-        bounds = [0, *cuts.tolist(), count]
+        if count == 1 or (kind[0] >= 0 and kind[0] == kind[count - 1] and kind.min() == kind[0]
+                          and kind.max() == kind[0]):
+            bounds = [0, count]
+        else:
+            # A run ends where the shape changes and around every unclassified event.
+            cuts = np.flatnonzero((kind[1:] != kind[:-1]) | (kind[1:] < 0)) + 1
+            bounds = [0, *cuts.tolist(), count]
         parser = self._parser
         for first, stop in itertools.pairwise(bounds):
             shape = int(kind[first])
             if shape < 0:
-                items.extend(parser.feed(buf[int(starts[first]) : int(ends[first])]))
+                if parsed is not None:
+                    items.append(parsed[first])
+                else:
+                    items.extend(parser.feed(buf[int(starts[first]) : int(ends[first])]))
                 continue
             event_at, event_end = int(starts[first]), int(ends[stop - 1])
             text_at, text_end = int(text_starts[first]), int(text_ends[stop - 1])
-            parser.skip(event_end - event_at)
-            slot = _Slot(buf[event_at:event_end], None, out[text_at:text_end].tobytes(), 0,
-                         text_end - text_at, True, event_ends=ends[first:stop] - event_at,
-                         text_ends=text_ends[first:stop] - text_at)
-            last = buf[int(starts[stop - 1]) : event_end]
+            if parsed is None:
+                parser.skip(event_end - event_at)
+            event = buf[event_at:event_end]
+            text = out[text_at:text_end].tobytes()
+            if stop - first == 1:
+                slot = _Slot(event, None, text, 0, len(text), True)
+                last = event
+            else:
+                slot = _Slot(event, None, text, 0, len(text), True,
+                             event_ends=ends[first:stop] - event_at,
+                             text_ends=text_ends[first:stop] - text_at)
+                last = buf[int(starts[stop - 1]) : event_end]
             items.append(_Batch(self._shapes.channels[shape], slot, stop - first, last))
+
+    def _reframed(self, rest: list[SseEvent | _Batch]) -> list[SseEvent | _Batch]:
+        """Events of this chunk not read yet, with the shape just learned: as runs again.
+
+        They went through the general parser already (so its offsets count them); the
+        pass only classifies them, and every event it does not take stays as parsed.
+        """
+        if not all(type(item) is SseEvent for item in rest):
+            return rest
+        events: list[SseEvent] = rest  # type: ignore[assignment]
+        buf = b"".join(event.raw for event in events)
+        arrays = self._arrays(len(events), len(buf))
+        count, _, _ = frame(np.frombuffer(buf, dtype=np.uint8), 0, self.max_event_bytes,
+                            self._shapes.bytes, self._shapes.rows, *arrays)
+        starts, ends = arrays[0], arrays[1]
+        offset = 0
+        for k, event in enumerate(events[:count]):
+            if int(starts[k]) != offset or int(ends[k]) != offset + len(event.raw):
+                return rest  # framed otherwise (CR, ...): leave them to the general path
+            offset += len(event.raw)
+        items: list[SseEvent | _Batch] = []
+        self._collect(buf, count, *arrays, items, parsed=events)
+        return items + rest[count:]
+
+    def _arrays(self, events: int, size: int) -> _Arrays:
+        """The pass's output arrays (reused): room for `events` events, `size` text bytes."""
+        if self._frame_arrays is None or len(self._frame_arrays[0]) < events:
+            cap = max(events, 64)
+            a, b, c, d, e = (np.empty(cap, dtype=np.int64) for _ in range(5))
+            self._frame_arrays = (a, b, c, d, e)
+        if len(self._text_buffer) < size:
+            self._text_buffer = np.empty(max(size, 4096), dtype=np.uint8)
+        return (*self._frame_arrays, self._text_buffer)
 
     def _learn(self, view: StreamEvent) -> None:
         """Learn the shape of a text-only event the general path read (`sse_fast_lane`).
@@ -397,7 +456,11 @@ class SseGuard:
         out: list[bytes] = []
         # Consecutive mergeable text events (and fast-lane runs), not yet scanned.
         run: list[StreamEvent | _Batch] = []
-        for event in events:
+        items = list(events)
+        at = 0
+        while at < len(items):
+            event = items[at]
+            at += 1
             if type(event) is _Batch:
                 self.events += event.count
                 self._last_event = event.last
@@ -445,6 +508,11 @@ class SseGuard:
                 self.saw_terminal = True
             if view.mergeable and not fields and not logprobs:
                 run.append(view)
+                if self._fast and view.deltas[0].channel not in self._shape_tries:
+                    known = len(self._shapes)
+                    self._learn(view)
+                    if len(self._shapes) > known and at < len(items):
+                        items[at:] = self._reframed(items[at:])
                 continue
             if run:
                 out.append(self._merged(run))
@@ -463,6 +531,25 @@ class SseGuard:
                 break
         if run and not self._ended:
             out.append(self._merged(run))
+        return b"".join(out)
+
+    def _batch(self, batch: _Batch) -> bytes:
+        """`_process` of a chunk that is one fast-lane run (most chunks): `_merged` inline."""
+        self.events += batch.count
+        self._last_event = batch.last
+        name = batch.channel
+        channel = self._channels.get(name)
+        if channel is None:
+            return self._merged([batch])
+        channel.template_event = batch.last
+        slot = batch.slot
+        slot.origin, slot.end = channel.fed, channel.fed + len(slot.text)
+        channel.slots.append(slot)
+        self._feed(name, channel, slot.text)
+        drained = self._drain(name, channel, partial=self._ended)
+        out = [self._sent(name, channel, s, piece) for s, piece in drained]
+        if self._ended:
+            out.append(self._error_events())
         return b"".join(out)
 
     def _merged(self, run: list[StreamEvent | _Batch]) -> bytes:
@@ -497,8 +584,6 @@ class SseGuard:
                     slot.origin, slot.end = origin, origin + len(slot.text)
                 else:
                     assert isinstance(item, StreamEvent)
-                    if self._fast and name not in self._shape_tries:
-                        self._learn(item)
                     data = _utf8(item.deltas[0].text)
                     slot = _Slot(item.sse.raw, item, data, origin, origin + len(data), True)
                 channel.slots.append(slot)
