@@ -508,7 +508,7 @@ class SseGuard:
                 self.saw_terminal = True
             if view.mergeable and not fields and not logprobs:
                 run.append(view)
-                if self._fast and view.deltas[0].channel not in self._shape_tries:
+                if self._fast and self._shape_tries.get(view.deltas[0].channel, 0) < 3:
                     known = len(self._shapes)
                     self._learn(view)
                     if len(self._shapes) > known and at < len(items):
@@ -770,7 +770,7 @@ class SseGuard:
             channel = self._channel(name, view)
             if channel is None:
                 return b"".join(before) + self._fail("too many text channels in one response")
-            channel.template = view
+            channel.template, channel.template_event = view, None
             if found is not None:
                 channel.path = found.path
             data = _utf8(text)

@@ -105,6 +105,8 @@ class StreamScanner:
         self._out = 0  # code point up to which output has been released
         self._waiting: list[Finding] = []  # decided, but start is past the release point
         self._in_bytes = 0  # input bytes received by feed/advance
+        self._upto = 0  # the last release point `advance` reported
+        self._lossy = False  # invalid UTF-8 was read (as U+FFFD): positions are bounds
         self._finished = False
         self._early: list[Finding] | None = None  # raw findings decided during a parallel scan
         self._lookback = 1 + max(
@@ -135,14 +137,17 @@ class StreamScanner:
         event's original bytes): the kernels read `data` as given, no output text is
         built when nothing changes, and the answer is a position in the caller's input.
         Equal to `feed`/`finish` on any split: same findings, and the released output is
-        the input up to ``upto`` with every ``text`` put in place of its range.
+        the input up to ``upto`` with every ``text`` put in place of its range. Once
+        invalid UTF-8 was read (as U+FFFD, like `feed`), every answer carries its text
+        and ``upto`` is a lower bound: a replacement character is not the bytes it
+        stands for.
         """
         if self._finished:
             raise RuntimeError("advance() after finish()")
         if self._blocked:
             # Nothing is released once blocked: the release point stays where it stopped.
             self._finished = self._finished or final
-            return Release(self._released_bytes(), [], None)
+            return Release(self._upto, [], None)
         raw = data if isinstance(data, bytes) else bytes(data)
         self._in_bytes += len(raw)
         exact = True
@@ -158,15 +163,17 @@ class StreamScanner:
             )
             if final:
                 self._decoder.decode(b"", final=True)
-            out, found = self._push(text, final, data=array, want=False)
+            out, found = self._push(text, final, data=array, want=self._lossy)
         else:
             decoded = self._decoder.decode(raw, final=final)
-            # A replacement character may stand for bytes that were not one: not exact.
-            exact = "\ufffd" not in decoded
+            # A replacement character may stand for bytes that were not one: from here on
+            # the output is never the input, and positions are only lower bounds.
+            self._lossy = self._lossy or "\ufffd" in decoded
             out, found = self._push(decoded, final, want=True)
-        if exact and not any(self._changes(f) for f in found):
-            return Release(self._released_bytes(), found, None)
-        return Release(self._released_bytes(), found, out.encode("utf-8", "surrogatepass"))
+        upto = self._upto = max(self._upto, self._released_bytes())
+        if exact and not self._lossy and not any(self._changes(f) for f in found):
+            return Release(upto, found, None)
+        return Release(upto, found, out.encode("utf-8", "surrogatepass"))
 
     def _changes(self, finding: Finding) -> bool:
         if finding.scanner in self._blocking:
