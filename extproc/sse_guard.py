@@ -1,4 +1,4 @@
-"""The response token stream, scanned in flight: chunk -> events -> deltas -> scanner -> events.
+"""The response token stream, scanned in flight: chunk -> events -> channels -> events.
 
 Sans-I/O: `feed(chunk)` returns the bytes that may go to the client now,
 `finish()` the rest at end of stream. Each channel (a choice's content, a
@@ -6,13 +6,28 @@ tool call's arguments, a content block) has its own streaming scanner, so a
 secret split across twenty events is seen whole, and text that could still
 become part of a match stays here until it is safe.
 
-Events are re-emitted in order with the text the scanner released for them;
-text held back is emitted later in a continuation event of the same shape
-(`event_with_text`). Before an event that is not a text delta (a finish
-chunk, `content_block_stop`, a `.done` snapshot, the terminator) every
-channel is flushed, so the client never sees text after its channel ended.
+**Pass-through by default.** A text-only event is held back *whole*, as its
+original bytes, while its channel's scanner still holds any of its text, and goes
+out byte for byte once the scanner has released all of it unchanged. The scanner's
+`advance` takes the bytes held and answers with a release point in them, so a clean
+token costs no text round trip and no JSON write. Only an event whose text is
+rewritten is rebuilt: after a redaction, everything released since the channel's
+last event out goes, redacted, in the last event wholly released (the others of
+that span are dropped; one partly in it keeps the rest). An event that carries more
+than text (a role, a tool call's name, logprobs, usage) keeps its place and shape
+with the released part of its own text; its held rest follows in a continuation
+event of the same shape (`event_with_text`). Before an event that is not a text
+delta (a finish chunk, `content_block_stop`, a `.done` snapshot, the terminator)
+every channel is flushed, so the client never sees text after its channel ended.
 Keep-alives (comments, Anthropic `ping`) pass at once and do not flush, so a
 match split around a ping is still found.
+
+**The fast lane** (`extproc.sse_fast_lane`, on unless ``fast_lane=False``): once a
+channel's text event has been read in full here, its byte shape is learned, and a
+compiled pass frames later body messages and reads the text of every event of a
+known shape without a Python object per event; each run of them is scanned in one
+call and released as one slice. What it does not classify takes the general path
+below, event by event; the two are byte-equal (a property test holds them so).
 
 Every string of an event is scanned, not just the adapter's deltas: the sweep
 (`extproc.llm.strings`) finds the rest, each on a channel named by its JSON path
@@ -21,9 +36,10 @@ text is a JSON document are read decoded (`JsonTextScan`). `logprobs` go out onl
 beside text released unchanged with nothing held, and only when consistent with it;
 otherwise they are null, so held or rewritten text has one way out.
 
-On a `block` finding the client gets the text before the match, then the
-provider's in-band error event and terminator; nothing more is read out. A
-malformed event, invalid JSON or invalid UTF-8 ends the stream the same way
+On a `block` finding the client gets the text before the match (the events wholly
+before it as they came, the one where it starts rebuilt with only its text before the
+match), then the provider's in-band error event and terminator; nothing more is read
+out. A malformed event, invalid JSON or invalid UTF-8 ends the stream the same way
 when the plan blocks or redacts: no unscanned byte passes.
 
 A plan whose every action is `audit` (and `mode: audit`, which makes it so)
@@ -63,8 +79,7 @@ from extproc.llm.response_facts import ResponseFacts
 from extproc.llm.strings import Found, StructureError, check_structural, shown_key, sweep
 from extproc.llm_tools import TOOLS_SCANNER, forbidden_call
 from extproc.scan_plan import ScanPlan
-from extproc.scanner import Finding
-from extproc.scanner.stream import Release
+from extproc.scanner import Finding, Release
 from extproc.sse import SseError, SseEvent, SseParser, serialize
 from extproc.sse_fast_lane import (
     MAX_SHAPES,

@@ -16,6 +16,12 @@ text as soon as it is final:
   bytes on the raw side, four bytes per code point of the normalised side)
   plus an incomplete UTF-8 sequence, which is `max_hold_bytes`.
 
+Two entries: `feed` (bytes in, released bytes out) and `advance`, for a caller that
+keeps its own copy of the input (the SSE guard holds each event's bytes): the kernels
+read the given bytes (or uint8 array) as they are, and the answer (`Release`) is the
+release point in that input, the findings, and output text only when it differs from
+the input. A clean token then costs no decode-encode round trip of its text.
+
 The offline `Scanner.scan` runs this very class over one chunk, so the two
 paths cannot drift apart; the property tests check it anyway.
 """
