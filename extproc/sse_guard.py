@@ -288,7 +288,8 @@ class SseGuard:
         self._ended = True
         # Observing only, the client got the upstream's raw bytes, perhaps half an
         # event: close that event so the error event stands on its own.
-        prefix = b"\n\n" if self._observe_only and self._parser.held_bytes else b""
+        held = self._parser.held_bytes or self._carry
+        prefix = b"\n\n" if self._observe_only and held else b""
         return prefix + self._error_events()
 
     def _read(self, chunk: bytes, *, final: bool) -> bytes:
@@ -319,8 +320,10 @@ class SseGuard:
         parser for good.
         """
         parser = self._parser
-        buf = parser.take_held() + self._carry + chunk
-        self._carry = b""
+        buf = chunk
+        if self._carry or parser.held_bytes:
+            buf = parser.take_held() + self._carry + chunk
+            self._carry = b""
         data = np.frombuffer(buf, dtype=np.uint8)
         arrays = self._arrays(min(len(buf) // 2 + 1, 4096), len(buf))
         items: list[SseEvent | _Batch] = []
@@ -363,6 +366,15 @@ class SseGuard:
         ``parsed``: the events were parsed already (`_reframed`); keep those.
         """
         if not count:
+            return
+        if count == 1 and parsed is None and kinds[0] >= 0:
+            # One token event (Envoy often hands them over one by one): no slicing.
+            at, end = int(starts[0]), int(ends[0])
+            event = buf if at == 0 and end == len(buf) else buf[at:end]
+            self._parser.skip(end - at)
+            text = out[int(text_starts[0]) : int(text_ends[0])].tobytes()
+            slot = _Slot(event, None, text, 0, len(text), True)
+            items.append(_Batch(self._shapes.channels[int(kinds[0])], slot, 1, event))
             return
         kind = kinds[:count]
         if count == 1 or (kind[0] >= 0 and kind[0] == kind[count - 1] and kind.min() == kind[0]

@@ -187,11 +187,7 @@ class StreamScanner:
         return self._hiding is None or finding.scanner in self._hiding
 
     def _released_bytes(self) -> int:
-        held = self._text[self._out - self._base :] if self._out >= self._base else self._text
-        pending = len(self._decoder.getstate()[0])
-        # str.isascii is O(1) in CPython: most held text costs no encode.
-        size = len(held) if held.isascii() else len(held.encode("utf-8", "surrogatepass"))
-        return self._in_bytes - size - pending
+        return self._in_bytes - self.held_bytes
 
     def finish(self) -> tuple[bytes, list[Finding]]:
         """End of stream: flush everything held and report the last findings."""
@@ -217,7 +213,9 @@ class StreamScanner:
         """Bytes received but not yet released (including an incomplete character)."""
         held = self._text[self._out - self._base :] if self._out >= self._base else self._text
         pending = self._decoder.getstate()[0]
-        return len(held.encode("utf-8", "surrogatepass")) + len(pending)
+        # str.isascii is O(1) in CPython: most held text costs no encode.
+        size = len(held) if held.isascii() else len(held.encode("utf-8", "surrogatepass"))
+        return size + len(pending)
 
     @property
     def max_hold_bytes(self) -> int:

@@ -4,9 +4,10 @@ Hypothesis builds streams of all three APIs: text and tool-call channels (severa
 once), texts that carry secrets and PII split anywhere, spelt with and without escapes,
 and, mixed in, events the fast lane must refuse (logprobs, usage, unknown keys, other
 spacing, surrogate escapes, empty texts, CRLF events, comments, pings, malformed JSON).
-The bytes are cut at random points, one-byte cuts included. The same stream goes
-through `SseGuard` with the fast lane on and off, under redact, block and audit: the
-bytes out, the findings, the usage, the facts, the failure and the counts must be equal.
+The bytes are cut at random points, one-byte cuts included, and the stream is sometimes
+ended by Weir (`terminate`) part way. The same stream goes through `SseGuard` with the
+fast lane on and off, under redact, block and audit: the bytes out, the findings, the
+usage, the facts, the failure and the counts must be equal.
 """
 
 from __future__ import annotations
@@ -221,9 +222,14 @@ def chunkings(draw: st.DrawFn, body: bytes) -> list[bytes]:
     return [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
 
 
-def outcome(provider, action: str, chunks: list[bytes], fast: bool) -> tuple:  # type: ignore[no-untyped-def]
+def outcome(provider, action: str, chunks: list[bytes], fast: bool,  # type: ignore[no-untyped-def]
+            cut: int | None) -> tuple:
     guard = SseGuard(provider, plan(action), fast_lane=fast)
-    out = b"".join(guard.feed(chunk) for chunk in chunks) + guard.finish()
+    if cut is None:
+        out = b"".join(guard.feed(chunk) for chunk in chunks) + guard.finish()
+    else:  # Weir ends the stream itself (the drain deadline) after `cut` chunks
+        out = b"".join(guard.feed(chunk) for chunk in chunks[:cut])
+        out += guard.terminate("drain deadline") + guard.finish()
     return (out, guard.findings, guard.usage, guard.facts, guard.failure, guard.blocked_by,
             guard.events, guard.saw_terminal, guard.ended, guard.terminated)
 
@@ -231,8 +237,9 @@ def outcome(provider, action: str, chunks: list[bytes], fast: bool) -> tuple:  #
 def check(provider, events: list[bytes], action: str, data: st.DataObject) -> None:  # type: ignore[no-untyped-def]
     body = b"".join(events)
     chunks = data.draw(chunkings(body))
-    fast = outcome(provider, action, chunks, True)
-    general = outcome(provider, action, chunks, False)
+    cut = data.draw(st.none() | st.integers(0, len(chunks)))
+    fast = outcome(provider, action, chunks, True, cut)
+    general = outcome(provider, action, chunks, False, cut)
     names = ("bytes out", "findings", "usage", "facts", "failure", "blocked_by", "events",
              "saw_terminal", "ended", "terminated")
     for name, mine, theirs in zip(names, fast, general, strict=True):
