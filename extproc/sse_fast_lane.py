@@ -4,16 +4,18 @@ A token stream is hundreds of events that differ only in their text: every chat
 ``choices[i].delta.content`` (or ``tool_calls[j].function.arguments``) chunk, every
 ``response.output_text.delta`` / ``response.function_call_arguments.delta``, every
 Anthropic ``content_block_delta`` of ``text`` or ``partial_json`` repeats the same
-bytes around one JSON string (and, for the Responses API, a ``sequence_number``).
+bytes around one JSON string (and a ``sequence_number``, an ``obfuscation`` padding).
 
 This module owns that observation, and nothing else:
 
 - a `Shape` is learned from one event the general path (`SseGuard`) has read in full:
-  the event's bytes before its text literal (``head``, with at most one hole for the
-  digits of ``"sequence_number":``) and after it (``tail``). It is kept only when the
-  general path proved that the event is a text-only event of one channel, with nothing
-  else to sweep, *and* that a copy with another text (and another sequence number)
-  reads the same way (`learn_shape`). Shapes are per stream: no provider is assumed.
+  the event's bytes around its text literal, with a hole for the text and for the
+  values that change from event to event: the digits of ``"sequence_number":`` and
+  the ``"obfuscation":`` padding (checked against the sweep's own shape for it). The
+  guard keeps it only when the general path proves that a copy with another text and
+  other values in the holes reads the same way: a text-only event of the same channel,
+  with nothing else to sweep (`shape_candidate` makes the copy). Shapes are per
+  stream: no provider's field order is assumed.
 - `frame` (``@njit``) walks a buffer of LF-framed events once. For each complete event
   it records where it starts and ends and, when the event is exactly a known shape
   around a strict, non-empty JSON string, which shape and where the string's decoded
@@ -23,8 +25,9 @@ This module owns that observation, and nothing else:
 An event the pass cannot classify is left to the general path, which stays the
 definition of correct: a CR anywhere (the pass stops and hands the stream over), an
 escape it does not decode (a lone surrogate), a raw control character, invalid UTF-8, a
-number with a leading zero or more than 15 digits, an empty text, or any byte around
-the text that differs from the shape. The property tests hold the two lanes byte-equal.
+number with a leading zero or more than 15 digits, padding outside its shape, an empty
+text, or any byte around the text that differs from the shape. The property tests hold
+the two lanes byte-equal.
 """
 
 from __future__ import annotations
@@ -45,35 +48,37 @@ STOP_CR = 1  # a CR: the general parser must frame the rest of the stream
 STOP_BIG = 2  # an event longer than allowed: the general parser must refuse it
 STOP_FULL = 3  # the event arrays are full: call again from `consumed`
 
-# Columns of the shape table.
-S_HEAD, S_HEAD_LEN, S_HOLE, S_MID, S_MID_LEN, S_TAIL, S_TAIL_LEN = range(7)
-SHAPE_COLS = 7
+# The pieces of a shape, matched in order: the event's own bytes, and three holes.
+LITERAL = 0
+DIGITS = 1  # the value of "sequence_number": a count, no leading zero, at most 15 digits
+PADDING = 2  # the value of "obfuscation": [A-Za-z0-9+/=_-]{0,512}, as the sweep's shape
+TEXT = 3  # the text: a strict, non-empty JSON string body
 
-_NUMBER_KEY = b'"sequence_number":'
+_HOLES = ((b'"sequence_number":', DIGITS), (b'"obfuscation":"', PADDING))
 _MAX_DIGITS = 15
+_MAX_PADDING = 512
+_PADDING_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=_-")
 
 
 @dataclass(frozen=True, slots=True)
 class Shape:
-    """A learned event shape: ``head`` [digits ``mid``] JSON string ``tail``."""
+    """A learned event shape: its bytes with holes, as (kind, literal bytes) pieces."""
 
     channel: Channel
-    head: bytes  # up to the opening quote of the text, or up to the digits when `hole`
-    hole: bool
-    mid: bytes  # after the digits, up to the opening quote (empty without a hole)
-    tail: bytes  # from the closing quote to the end of the event's blank line
+    pieces: tuple[tuple[int, bytes], ...]
 
 
 class ShapeTable:
-    """The shapes of one stream, packed for `frame`."""
+    """The shapes of one stream, packed for `frame`: rows of (first piece, pieces)."""
 
-    __slots__ = ("bytes", "channels", "rows", "shapes")
+    __slots__ = ("bytes", "channels", "pieces", "rows", "shapes")
 
     def __init__(self) -> None:
         self.shapes: list[Shape] = []
         self.channels: list[Channel] = []
         self.bytes = np.zeros(0, dtype=np.uint8)
-        self.rows = np.zeros((0, SHAPE_COLS), dtype=np.int64)
+        self.pieces = np.zeros((0, 3), dtype=np.int64)
+        self.rows = np.zeros((0, 2), dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.shapes)
@@ -82,16 +87,15 @@ class ShapeTable:
         self.shapes.append(shape)
         self.channels.append(shape.channel)
         blob = bytearray()
-        rows = np.zeros((len(self.shapes), SHAPE_COLS), dtype=np.int64)
+        pieces: list[tuple[int, int, int]] = []
+        rows = np.zeros((len(self.shapes), 2), dtype=np.int64)
         for i, s in enumerate(self.shapes):
-            rows[i, S_HEAD], rows[i, S_HEAD_LEN] = len(blob), len(s.head)
-            blob += s.head
-            rows[i, S_HOLE] = 1 if s.hole else 0
-            rows[i, S_MID], rows[i, S_MID_LEN] = len(blob), len(s.mid)
-            blob += s.mid
-            rows[i, S_TAIL], rows[i, S_TAIL_LEN] = len(blob), len(s.tail)
-            blob += s.tail
+            rows[i] = (len(pieces), len(s.pieces))
+            for kind, literal in s.pieces:
+                pieces.append((kind, len(blob), len(literal)))
+                blob += literal
         self.bytes = np.frombuffer(bytes(blob), dtype=np.uint8)
+        self.pieces = np.array(pieces, dtype=np.int64).reshape(-1, 3)
         self.rows = rows
 
 
@@ -113,13 +117,49 @@ def string_literals(data: bytes) -> list[tuple[int, int]]:
     return found
 
 
+# Spelt with a \u escape, a backslash and a quote: the escapes the pass decodes.
+PROBE_TEXT = "weir probe \u00e9 \\ \""
+_PROBE_HOLES = {DIGITS: b"1234567", PADDING: b"Zz09+/=_-"}
+
+
+def _holes(part: bytes) -> list[tuple[int, bytes]] | None:
+    """`part` (bytes around the text) as pieces, its number and padding values as holes."""
+    spans: list[tuple[int, int, int]] = []
+    for key, kind in _HOLES:
+        if part.count(key) > 1:
+            return None
+        at = part.find(key)
+        if at < 0:
+            continue
+        start = at + len(key)
+        if kind == DIGITS:
+            while start < len(part) and part[start] == 0x20:
+                start += 1
+            stop = start
+            while stop < len(part) and 0x30 <= part[stop] <= 0x39:
+                stop += 1
+        else:
+            stop = part.find(b'"', start)
+            if stop < 0 or not set(part[start:stop]) <= _PADDING_BYTES:
+                return None
+        if stop > start or kind == PADDING:
+            spans.append((start, stop, kind))
+    pieces: list[tuple[int, bytes]] = []
+    at = 0
+    for start, stop, kind in sorted(spans):
+        pieces += [(LITERAL, part[at:start]), (kind, b"")]
+        at = stop
+    pieces.append((LITERAL, part[at:]))
+    return [piece for piece in pieces if piece[0] != LITERAL or piece[1]]
+
+
 def shape_candidate(
     raw: bytes, text: str, channel: Channel
 ) -> tuple[Shape, bytes, str] | None:
     """The shape `raw` would have around its only value literal equal to `text`.
 
     Returns the shape, a probe (the same event with another text, spelt with escapes,
-    and with a hole another number) and the probe's text, for the caller to read with
+    and other values in its holes) and the probe's text, for the caller to read with
     the general path. None when `raw` is not a plain LF event or the literal is not
     unique.
     """
@@ -127,8 +167,7 @@ def shape_candidate(
         return None
     hits = []
     for start, end in string_literals(raw):
-        after = raw[end : end + 1]
-        if after == b":":
+        if raw[end : end + 1] == b":":
             continue  # a key
         try:
             if json.loads(raw[start:end]) == text:
@@ -138,26 +177,16 @@ def shape_candidate(
     if len(hits) != 1:
         return None
     start, end = hits[0]
-    head, tail = raw[: start + 1], raw[end - 1 :]
-    hole, mid = False, b""
-    at = head.find(_NUMBER_KEY)
-    if at >= 0 and head.count(_NUMBER_KEY) == 1:
-        digits = at + len(_NUMBER_KEY)
-        while digits < len(head) and head[digits] == 0x20:
-            digits += 1
-        stop = digits
-        while stop < len(head) and 0x30 <= head[stop] <= 0x39:
-            stop += 1
-        if stop > digits:
-            hole, head, mid = True, head[:digits], head[stop:]
+    head, tail = _holes(raw[: start + 1]), _holes(raw[end - 1 :])
+    if head is None or tail is None:
+        return None
+    pieces = (*head, (TEXT, b""), *tail)
     probe_text = PROBE_TEXT if text != PROBE_TEXT else "x"
     literal = json.dumps(probe_text)[1:-1].encode()
-    probe = head + (b"1234567" if hole else b"") + mid + literal + tail
-    return Shape(channel, head, hole, mid, tail), probe, probe_text
-
-
-# Spelt with a \u escape, a backslash and a quote: the escapes the pass decodes.
-PROBE_TEXT = "weir probe \u00e9 \\ \""
+    probe = b"".join(
+        literal if kind == TEXT else _PROBE_HOLES.get(kind, value) for kind, value in pieces
+    )
+    return Shape(channel, pieces), probe, probe_text
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -267,43 +296,60 @@ def _string(buf, p, end, out, w):
     return -1, w
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _padding_byte(c):
+    return (0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A or 0x30 <= c <= 0x39 or c == 0x2B
+            or c == 0x2F or c == 0x3D or c == 0x5F or c == 0x2D)
+
+
 @njit(nogil=True, cache=True)
-def _classify(buf, i, e, table, rows, out, w, hint):
+def _classify(buf, i, e, table, pieces, rows, out, w, hint):
     """The shape of event [i, e) (trying `hint` first) and its text's end in `out`, or -1."""
     nshapes = rows.shape[0]
     for step in range(nshapes):
         t = (hint + step) % nshapes
-        head_len = rows[t, 1]
-        tail_len = rows[t, 6]
-        if e - i < head_len + tail_len + 1:
-            continue
-        if not _same(buf, i, table, rows[t, 0], head_len):
-            continue
-        p = i + head_len
-        if rows[t, 2] == 1:
-            d = p
-            while d < e and 0x30 <= buf[d] <= 0x39:
-                d += 1
-            digits = d - p
-            if digits == 0 or digits > 15 or (digits > 1 and buf[p] == 0x30):
-                continue
-            p = d
-            mid_len = rows[t, 4]
-            if p + mid_len > e or not _same(buf, p, table, rows[t, 3], mid_len):
-                continue
-            p += mid_len
-        q, w2 = _string(buf, p, e - tail_len + 1, out, w)
-        if q < 0 or w2 == w:
-            continue  # not taken, or an empty text (which the general path treats apart)
-        if q + tail_len != e or not _same(buf, q, table, rows[t, 5], tail_len):
-            continue
-        return t, w2
+        p = i
+        w2 = w
+        ok = True
+        for k in range(rows[t, 0], rows[t, 0] + rows[t, 1]):
+            kind = pieces[k, 0]
+            if kind == 0:
+                length = pieces[k, 2]
+                if p + length > e or not _same(buf, p, table, pieces[k, 1], length):
+                    ok = False
+                    break
+                p += length
+            elif kind == 1:
+                d = p
+                while d < e and 0x30 <= buf[d] <= 0x39:
+                    d += 1
+                digits = d - p
+                if digits == 0 or digits > 15 or (digits > 1 and buf[p] == 0x30):
+                    ok = False
+                    break
+                p = d
+            elif kind == 2:
+                d = p
+                while d < e and d - p <= 512 and _padding_byte(buf[d]):
+                    d += 1
+                if d - p > 512:
+                    ok = False
+                    break
+                p = d
+            else:
+                q, w2 = _string(buf, p, e, out, w)
+                if q < 0 or w2 == w:
+                    ok = False  # not taken, or an empty text (the general path's case)
+                    break
+                p = q
+        if ok and p == e:
+            return t, w2
     return -1, w
 
 
 @njit(nogil=True, cache=True)
-def frame(buf, start, max_event, table, rows, starts, ends, kinds, text_starts, text_ends,
-          out):  # fmt: skip
+def frame(buf, start, max_event, table, pieces, rows, starts, ends, kinds, text_starts,
+          text_ends, out):  # fmt: skip
     """Frame and classify the LF-delimited events of ``buf[start:]``.
 
     Returns (events framed, bytes consumed from `start`, stop reason). Event k is
@@ -345,7 +391,7 @@ def frame(buf, start, max_event, table, rows, starts, ends, kinds, text_starts, 
         ends[k] = e
         t = -1
         if rows.shape[0] > 0 and c != 0x0A:
-            t, w2 = _classify(buf, i, e, table, rows, out, w, hint)
+            t, w2 = _classify(buf, i, e, table, pieces, rows, out, w, hint)
             if t >= 0:
                 text_starts[k] = w
                 text_ends[k] = w2
@@ -360,9 +406,12 @@ def frame(buf, start, max_event, table, rows, starts, ends, kinds, text_starts, 
 def warm_up() -> None:
     """JIT `frame` (from numba's on-disk cache after the first run), before serving."""
     table = ShapeTable()
-    table.add(Shape(("content", 0), b'data: {"c":"', False, b"", b'"}\n\n'))
-    data = np.frombuffer(b'data: {"c":"a\\u00e9\xc3\xa9"}\n\ndata: {"x":1}\n\n', dtype=np.uint8)
+    raw = b'data: {"n":7,"c":"a","obfuscation":"x"}\n\n'
+    found = shape_candidate(raw.replace(b'"n"', b'"sequence_number"'), "a", ("content", 0))
+    assert found is not None
+    table.add(found[0])
+    data = np.frombuffer(found[1] + b'data: {"x":1}\n\n', dtype=np.uint8)
     cap = 4
     arrays = [np.zeros(cap, dtype=np.int64) for _ in range(5)]
-    frame(data, 0, 1 << 20, table.bytes, table.rows, *arrays,  # type: ignore[call-arg]
-          np.zeros(64, dtype=np.uint8))
+    frame(data, 0, 1 << 20, table.bytes, table.pieces, table.rows,  # type: ignore[call-arg]
+          *arrays, np.zeros(256, dtype=np.uint8))

@@ -330,8 +330,8 @@ class SseGuard:
         position = 0
         while True:
             count, used, stop = frame(
-                data, position, self.max_event_bytes, self._shapes.bytes, self._shapes.rows,
-                *arrays,
+                data, position, self.max_event_bytes, self._shapes.bytes, self._shapes.pieces,
+                self._shapes.rows, *arrays,
             )  # fmt: skip
             self._collect(buf, count, *arrays, items)
             position += used
@@ -421,7 +421,7 @@ class SseGuard:
         buf = b"".join(event.raw for event in events)
         arrays = self._arrays(len(events), len(buf))
         count, _, _ = frame(np.frombuffer(buf, dtype=np.uint8), 0, self.max_event_bytes,
-                            self._shapes.bytes, self._shapes.rows, *arrays)
+                            self._shapes.bytes, self._shapes.pieces, self._shapes.rows, *arrays)
         starts, ends = arrays[0], arrays[1]
         offset = 0
         for k, event in enumerate(events[:count]):

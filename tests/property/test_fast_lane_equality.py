@@ -60,6 +60,18 @@ def spelling(draw: st.DrawFn) -> dict:
     return {"separators": (",", ":"), "ensure_ascii": False}
 
 
+PADDING = "abcXYZ019+/=_-"
+
+
+def padded(payload: dict, rng: random.Random | None) -> dict:
+    """As the live APIs: an `obfuscation` padding of random length (rarely outside its shape)."""
+    if rng is None:
+        return payload
+    size = rng.choice([0, 3, 12, 40, 512] * 8 + [513])
+    pad = "".join(rng.choice(PADDING) for _ in range(size))
+    return {**payload, "obfuscation": pad if rng.random() > 0.05 else pad + " !"}
+
+
 def sse(payload: object, how: dict, event: str | None = None, crlf: bool = False) -> bytes:
     eol = "\r\n" if crlf else "\n"
     head = f"event: {event}{eol}" if event else ""
@@ -74,14 +86,20 @@ ODD = st.sampled_from(["none"] * 30 + ["logprobs", "usage", "extra", "crlf",
                        "surrogate", "empty", "ping", "bad"])
 
 
+def live(draw: st.DrawFn) -> random.Random | None:
+    """Whether the stream pads its events as the live APIs do (the rng that pads them)."""
+    return random.Random(draw(st.integers(0, 2**32))) if draw(st.booleans()) else None
+
+
 @st.composite
 def chat_stream(draw: st.DrawFn) -> list[bytes]:
     base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
     how0 = {"separators": (",", ":"), "ensure_ascii": False}
+    rng = live(draw)
 
     def chunk(delta: dict, how: dict, index: int = 0, **extra: object) -> bytes:
         choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}
-        return sse({**base, "choices": [{**choice, **extra}]}, how)
+        return sse(padded({**base, "choices": [{**choice, **extra}]}, rng), how)
 
     out = [chunk({"role": "assistant", "content": ""}, how0)]
     calls = draw(st.integers(0, 2))
@@ -130,9 +148,13 @@ def chat_stream(draw: st.DrawFn) -> list[bytes]:
 def responses_stream(draw: st.DrawFn) -> list[bytes]:
     number = iter(range(100_000))
     how0 = {"separators": (",", ":"), "ensure_ascii": False}
+    rng = live(draw)
+    # The live API writes its keys in order: the text first, the sequence number last.
+    order = {"sort_keys": draw(st.booleans())}
 
     def ev(kind: str, how: dict, **fields: object) -> bytes:
-        return sse({"type": kind, "sequence_number": next(number), **fields}, how, kind)
+        payload = padded({"type": kind, "sequence_number": next(number), **fields}, rng)
+        return sse(payload, {**how, **order}, kind)
 
     response = {"id": "resp_1", "object": "response", "created_at": 1, "status": "in_progress",
                 "model": "m", "output": [], "usage": None}

@@ -11,8 +11,10 @@ from extproc.llm import PROVIDERS
 from extproc.scan_plan import plan_for
 from extproc.sse_fast_lane import (
     DONE,
+    LITERAL,
     STOP_BIG,
     STOP_CR,
+    TEXT,
     Shape,
     ShapeTable,
     frame,
@@ -37,14 +39,14 @@ def framed(data: bytes, shapes: ShapeTable, max_event: int = 1 << 20) -> tuple:
     arrays = [np.zeros(64, dtype=np.int64) for _ in range(5)]
     out = np.zeros(len(data) + 8, dtype=np.uint8)
     count, used, stop = frame(np.frombuffer(data, dtype=np.uint8), 0, max_event, shapes.bytes,
-                              shapes.rows, *arrays, out)
+                              shapes.pieces, shapes.rows, *arrays, out)
     starts, ends, kinds, text_starts, text_ends = (a[:count].tolist() for a in arrays)
     texts = [bytes(out[s:e]) if k >= 0 else None
              for s, e, k in zip(text_starts, text_ends, kinds, strict=True)]
     return count, used, stop, list(zip(starts, ends, strict=True)), kinds, texts
 
 
-CONTENT = table(Shape(("content", 0), HEAD, False, b"", TAIL))
+CONTENT = table(Shape(("content", 0), ((LITERAL, HEAD), (TEXT, b""), (LITERAL, TAIL))))
 
 
 def event(literal: bytes) -> bytes:
@@ -88,17 +90,21 @@ def test_the_pass_frames_like_the_parser_and_stops_at_a_cr_or_an_oversized_event
     assert framed(event(b"a" * 100), CONTENT, max_event=64)[2] == STOP_BIG
 
 
-def test_a_responses_shape_has_a_hole_for_its_sequence_number_only() -> None:
+def test_a_shape_has_holes_for_its_sequence_number_and_padding_only() -> None:
+    # The live API's field order: the text first, then the changing values.
     raw = (b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
-           b'"sequence_number":41,"item_id":"m","output_index":0,"content_index":0,'
-           b'"delta":"hi"}\n\n')
+           b'"content_index":0,"delta":"hi","item_id":"m","logprobs":[],'
+           b'"obfuscation":"RVeF8c","output_index":0,"sequence_number":41}\n\n')
     found = shape_candidate(raw, "hi", ("text", 0, 0))
     assert found is not None
     shape = found[0]
-    assert shape.hole
-    events = [raw.replace(b":41,", n) for n in (b":42,", b":0,", b":007,", b":1234567890123456,")]
+    events = [raw.replace(b":41}", n) for n in (b":42}", b":0}", b":007}",
+                                                 b":1234567890123456}")]
+    events += [raw.replace(b"RVeF8c", pad) for pad in (b"", b"a+/=_-9", b"a b", b"x" * 513)]
+    events.append(raw.replace(b'"item_id":"m"', b'"item_id":"n"'))
     *_, kinds, _ = framed(b"".join(events), table(shape))
-    assert kinds == [0, 0, -1, -1]  # a leading zero, or past 15 digits: the general path
+    # a leading zero, past 15 digits, padding out of its shape, another id: the general path
+    assert kinds == [0, 0, -1, -1, 0, 0, -1, -1, -1]
 
 
 def test_a_shape_is_refused_when_the_text_is_not_one_unique_value() -> None:
