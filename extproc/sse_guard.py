@@ -256,8 +256,11 @@ class SseGuard:
         """Bytes read and not yet released: a partial event, held text, held events."""
         held = self._parser.held_bytes + len(self._carry)
         for channel in self._channels.values():
-            held += channel.scanner.held_bytes
-            held += sum(len(slot.event) for slot in channel.slots if slot.whole and slot.event)
+            # What the scanner holds is its input past its release point (no re-encode).
+            held += channel.fed - channel.released
+            for slot in channel.slots:
+                if slot.whole and slot.event:
+                    held += len(slot.event)
         return held
 
     # --- public ------------------------------------------------------------------
