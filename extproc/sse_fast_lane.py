@@ -40,7 +40,7 @@ from numba import njit
 
 from extproc.llm.base import Channel
 
-# Shapes one stream may learn (a few channels: choices, tool calls, blocks).
+# Shapes one stream keeps at once (a few channels: choices, tool calls, blocks).
 MAX_SHAPES = 16
 # `frame` stop reasons.
 DONE = 0  # every complete event is framed; the rest (if any) is an incomplete event
@@ -84,6 +84,9 @@ class ShapeTable:
         return len(self.shapes)
 
     def add(self, shape: Shape) -> None:
+        """Add `shape`; past `MAX_SHAPES` the oldest goes (its block or call has ended)."""
+        if len(self.shapes) >= MAX_SHAPES:
+            del self.shapes[0], self.channels[0]
         self.shapes.append(shape)
         self.channels.append(shape.channel)
         blob = bytearray()

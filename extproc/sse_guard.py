@@ -82,7 +82,6 @@ from extproc.scan_plan import ScanPlan
 from extproc.scanner import Finding, Release
 from extproc.sse import SseError, SseEvent, SseParser, serialize
 from extproc.sse_fast_lane import (
-    MAX_SHAPES,
     STOP_FULL,
     ShapeTable,
     frame,
@@ -445,7 +444,7 @@ class SseGuard:
             self._text_buffer = np.empty(max(size, 4096), dtype=np.uint8)
         return (*self._frame_arrays, self._text_buffer)
 
-    def _learn(self, view: StreamEvent) -> None:
+    def _learn(self, view: StreamEvent) -> bool:
         """Learn the shape of a text-only event the general path read (`sse_fast_lane`).
 
         Kept only when a copy with another text (and sequence number) reads the same
@@ -453,18 +452,18 @@ class SseGuard:
         """
         name = view.deltas[0].channel
         tries = self._shape_tries.get(name, 0)
-        if tries >= 3 or len(self._shapes) >= MAX_SHAPES:
-            return
+        if tries >= 3:
+            return False
         self._shape_tries[name] = tries + 1
         found = shape_candidate(view.sse.raw, view.deltas[0].text, name)
         if found is None:
-            return
+            return False
         shape, probe, probe_text = found
         try:
             parser = SseParser(max_event_bytes=self.max_event_bytes)
             events = parser.feed(probe) + parser.finish()
             if len(events) != 1:
-                return
+                return False
             copy = self.provider.read_event(events[0])
             same = (
                 copy.mergeable and copy.plain == view.plain and copy.paths == view.paths
@@ -474,13 +473,14 @@ class SseGuard:
                 and not copy.snapshots
             )
             if not same or self._sweep(copy) != ([], []) or self._ended:
-                return
+                return False
         except (SseError, BadResponseBody, StructureError):
-            return
+            return False
         if self.tools is not None and forbidden_call(copy.payload, self.tools) is not None:
-            return
+            return False
         self._shape_tries[name] = 3
         self._shapes.add(shape)
+        return True
 
     def _process(self, events: Sequence[SseEvent | _Batch]) -> bytes:
         out: list[bytes] = []
@@ -538,11 +538,9 @@ class SseGuard:
                 self.saw_terminal = True
             if view.mergeable and not fields and not logprobs:
                 run.append(view)
-                if self._fast and self._shape_tries.get(view.deltas[0].channel, 0) < 3:
-                    known = len(self._shapes)
-                    self._learn(view)
-                    if len(self._shapes) > known and at < len(items):
-                        items[at:] = self._reframed(items[at:])
+                learn = self._fast and self._shape_tries.get(view.deltas[0].channel, 0) < 3
+                if learn and self._learn(view) and at < len(items):
+                    items[at:] = self._reframed(items[at:])
                 continue
             if run:
                 out.append(self._merged(run))

@@ -174,3 +174,26 @@ def test_a_crlf_event_hands_the_stream_to_the_general_parser_for_good() -> None:
     assert guard._shapes.shapes and guard._fast
     assert out + guard.feed(crlf[cut:]) + guard.finish() == crlf
     assert not guard._fast
+
+
+def test_a_stream_of_many_blocks_keeps_its_latest_shapes() -> None:
+    def ev(payload: dict) -> bytes:
+        data = json.dumps(payload, separators=(",", ":"))
+        return f"event: {payload['type']}\ndata: {data}\n\n".encode()
+
+    body = ev({"type": "message_start", "message": {
+        "id": "m", "type": "message", "role": "assistant", "model": "c", "content": [],
+        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 1,
+                                                              "output_tokens": 1}}})
+    for index in range(40):
+        body += ev({"type": "content_block_start", "index": index,
+                    "content_block": {"type": "text", "text": ""}})
+        for word in ("one ", "two ", "three "):
+            body += ev({"type": "content_block_delta", "index": index,
+                        "delta": {"type": "text_delta", "text": word}})
+        body += ev({"type": "content_block_stop", "index": index})
+    body += ev({"type": "message_stop"})
+    guard = SseGuard(ANTHROPIC, plan())
+    out = b"".join(guard.feed(body[i : i + 300]) for i in range(0, len(body), 300))
+    assert out + guard.finish() == body
+    assert len(guard._shapes) == 16 and guard._shapes.channels[-1] == ("text", 39)
