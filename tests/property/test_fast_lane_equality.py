@@ -4,8 +4,8 @@ Hypothesis builds streams of all three APIs: text and tool-call channels (severa
 once), texts that carry secrets and PII split anywhere, spelt with and without escapes,
 and, mixed in, events the fast lane must refuse (logprobs, usage, unknown keys, other
 spacing, surrogate escapes, empty texts, CRLF events, comments, pings, malformed JSON).
-The bytes are cut at random points, one-byte cuts included, and the stream is sometimes
-ended by Weir (`terminate`) part way. The same stream goes through `SseGuard` with the
+The bytes are cut at random points, one-byte cuts included; the stream is sometimes
+ended by Weir (`terminate`) part way, or read with an event limit some events exceed. The same stream goes through `SseGuard` with the
 fast lane on and off, under redact, block and audit: the bytes out, the findings, the
 usage, the facts, the failure and the counts must be equal.
 """
@@ -245,8 +245,8 @@ def chunkings(draw: st.DrawFn, body: bytes) -> list[bytes]:
 
 
 def outcome(provider, action: str, chunks: list[bytes], fast: bool,  # type: ignore[no-untyped-def]
-            cut: int | None) -> tuple:
-    guard = SseGuard(provider, plan(action), fast_lane=fast)
+            cut: int | None, limit: int) -> tuple:
+    guard = SseGuard(provider, plan(action), max_event_bytes=limit, fast_lane=fast)
     if cut is None:
         out = b"".join(guard.feed(chunk) for chunk in chunks) + guard.finish()
     else:  # Weir ends the stream itself (the drain deadline) after `cut` chunks
@@ -260,8 +260,10 @@ def check(provider, events: list[bytes], action: str, data: st.DataObject) -> No
     body = b"".join(events)
     chunks = data.draw(chunkings(body))
     cut = data.draw(st.none() | st.integers(0, len(chunks)))
-    fast = outcome(provider, action, chunks, True, cut)
-    general = outcome(provider, action, chunks, False, cut)
+    # Now and then an event limit that long events (a usage chunk, a padded one) exceed.
+    limit = data.draw(st.sampled_from([1 << 20] * 9 + [400]))
+    fast = outcome(provider, action, chunks, True, cut, limit)
+    general = outcome(provider, action, chunks, False, cut, limit)
     names = ("bytes out", "findings", "usage", "facts", "failure", "blocked_by", "events",
              "saw_terminal", "ended", "terminated")
     for name, mine, theirs in zip(names, fast, general, strict=True):
