@@ -5,9 +5,10 @@ once), texts that carry secrets and PII split anywhere, spelt with and without e
 and, mixed in, events the fast lane must refuse (logprobs, usage, unknown keys, other
 spacing, surrogate escapes, empty texts, CRLF events, comments, pings, malformed JSON).
 The bytes are cut at random points, one-byte cuts included; the stream is sometimes
-ended by Weir (`terminate`) part way, or read with an event limit some events exceed. The same stream goes through `SseGuard` with the
-fast lane on and off, under redact, block and audit: the bytes out, the findings, the
-usage, the facts, the failure and the counts must be equal.
+ended by Weir (`terminate`) part way, or read with an event limit some events exceed.
+The same stream goes through `SseGuard` with the fast lane on and off, under redact,
+block and audit: the bytes out, the findings, the usage, the facts, the failure and
+the counts must be equal.
 """
 
 from __future__ import annotations
