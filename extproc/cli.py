@@ -76,10 +76,11 @@ def _mcp_accept(args: argparse.Namespace) -> int:
 
 
 def _warmups() -> list[Callable[[], object]]:
-    """JIT warm-up of the scanner kernels, run before the server reports ready."""
+    """JIT warm-up of the scanner kernels and the SSE fast lane, before the server is ready."""
     from extproc.scanner import warm_up
+    from extproc.sse_fast_lane import warm_up as warm_fast_lane
 
-    return [warm_up]
+    return [warm_up, warm_fast_lane]
 
 
 def _policy_check(args: argparse.Namespace) -> int:

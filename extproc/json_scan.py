@@ -26,7 +26,7 @@ from collections.abc import Collection
 
 from extproc.json_string_decoder import SEPARATOR, JsonStringDecoder, Segment
 from extproc.scanner import Finding, StreamScanner
-from extproc.scanner.stream import placeholder
+from extproc.scanner.stream import Release, placeholder
 
 
 class JsonTextScan:
@@ -45,6 +45,8 @@ class JsonTextScan:
         self._starts: list[int] = []
         self._decoded = 0  # decoded characters so far
         self._done = 0  # decoded characters whose output went out
+        self._fed = 0  # source bytes received
+        self._changed = False  # a redaction rewrote source since the last `advance`
 
     @property
     def blocked(self) -> bool:
@@ -52,7 +54,8 @@ class JsonTextScan:
 
     @property
     def held_bytes(self) -> int:
-        return len(self._source.encode("utf-8", "surrogatepass"))
+        source = self._source
+        return len(source) if source.isascii() else len(source.encode("utf-8", "surrogatepass"))
 
     def text_of(self, finding: Finding) -> str:
         return self._scanner.text_of(finding)
@@ -60,6 +63,7 @@ class JsonTextScan:
     def feed(self, chunk: bytes) -> tuple[bytes, list[Finding]]:
         if self._scanner.blocked:
             return b"", []
+        self._fed += len(chunk)
         piece = chunk.decode("utf-8", "surrogatepass")
         self._source += piece
         return self._push(self._decoder.feed(piece), final=False)
@@ -68,6 +72,19 @@ class JsonTextScan:
         if self._scanner.blocked:
             return b"", []
         return self._push(self._decoder.finish(), final=True)
+
+    def advance(self, data: bytes | memoryview, final: bool = False) -> Release:
+        """`StreamScanner.advance` for a JSON channel: positions are in source bytes.
+
+        The released source is verbatim (None) unless a redaction rewrote some of it.
+        """
+        chunk = data if isinstance(data, bytes) else bytes(data)
+        self._changed = False
+        out, found = self.feed(chunk) if chunk else (b"", [])
+        if final:
+            tail, more = self.finish()
+            out, found = out + tail, found + more
+        return Release(self._fed - self.held_bytes, found, out if self._changed else None)
 
     # -- internals ---------------------------------------------------------------
 
@@ -121,6 +138,7 @@ class JsonTextScan:
 
     def _redact(self, start: int, end: int, text: str | None, out: list[str]) -> None:
         """Replace decoded [start, end): `text` where the first string's part was."""
+        self._changed = True
         k = max(0, bisect_right(self._starts, start) - 1)
         while k < len(self._segments) and self._starts[k] < end:
             segment, seg_start = self._segments[k], self._starts[k]

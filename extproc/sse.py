@@ -233,6 +233,25 @@ class SseParser:
         self._finished = True
         return self._drain(final=True)
 
+    def take_held(self) -> bytes:
+        """Hand over the incomplete event held, for a caller that frames what follows.
+
+        The SSE guard's fast lane frames LF-delimited events itself and gives this
+        parser only the events it does not classify (`feed`) and the bytes it framed
+        (`skip`), so error offsets stay those of the whole stream. b"" before the stream
+        start is settled (a BOM may still be arriving) or after an error.
+        """
+        if self._error is not None or not self._started or self._skip or not self._buf:
+            return b""
+        held = bytes(self._buf)
+        self._buf.clear()
+        self._scan = 0
+        return held
+
+    def skip(self, size: int) -> None:
+        """Count `size` bytes framed elsewhere as read (see `take_held`)."""
+        self._consumed += size
+
     def _check_usable(self) -> None:
         if self._error is not None:
             raise SseError(f"parser failed earlier: {self._error}")

@@ -8,7 +8,12 @@ Layers, one module each (see DESIGN.md):
 
 Public API::
 
-    from extproc.scanner import Scanner, Finding, StreamScanner, warm_up
+    from extproc.scanner import Scanner, Finding, StreamScanner, Release, warm_up
+
+`StreamScanner.feed` takes bytes and returns the released (redacted) bytes;
+`StreamScanner.advance` takes the bytes (or a uint8 array) a caller already holds and
+returns a `Release`: the release point in the caller's input, the findings, and the
+output text only when it differs from that input.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 from .matcher import Finding
 from .rules import Rule, RuleError, deny_list
 from .scanner import Scanner, warm_up
-from .stream import StreamScanner
+from .stream import Release, StreamScanner
 
-__all__ = ["Finding", "Rule", "RuleError", "Scanner", "StreamScanner", "deny_list", "warm_up"]
+__all__ = ["Finding", "Release", "Rule", "RuleError", "Scanner", "StreamScanner", "deny_list",
+           "warm_up"]

@@ -16,6 +16,12 @@ text as soon as it is final:
   bytes on the raw side, four bytes per code point of the normalised side)
   plus an incomplete UTF-8 sequence, which is `max_hold_bytes`.
 
+Two entries: `feed` (bytes in, released bytes out) and `advance`, for a caller that
+keeps its own copy of the input (the SSE guard holds each event's bytes): the kernels
+read the given bytes (or uint8 array) as they are, and the answer (`Release`) is the
+release point in that input, the findings, and output text only when it differs from
+the input. A clean token then costs no decode-encode round trip of its text.
+
 The offline `Scanner.scan` runs this very class over one chunk, so the two
 paths cannot drift apart; the property tests check it anyway.
 """
@@ -26,6 +32,7 @@ import codecs
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 
@@ -53,6 +60,22 @@ def placeholder(rule_id: str) -> str:
     return f"[REDACTED:{rule_id}]"
 
 
+class Release(NamedTuple):
+    """What one `StreamScanner.advance` call decided, in the caller's own coordinates.
+
+    ``upto`` is the release point: the number of input bytes (counted from the start of
+    the stream) whose output may now go out; it never moves back. ``text`` is the
+    output for the input newly released by this call when it differs from that input
+    (a redaction, or invalid UTF-8 read as U+FFFD); None means the output *is* those
+    input bytes, so a caller holding them can forward its own copy. ``findings`` are as
+    from `feed`. A NamedTuple: one per token, and cheap.
+    """
+
+    upto: int
+    findings: list[Finding]
+    text: bytes | None
+
+
 class StreamScanner:
     """Incremental scanner for one stream. Not thread-safe; one per exchange."""
 
@@ -69,6 +92,15 @@ class StreamScanner:
         self._hidden = None if actions is None else {k for k, v in actions.items() if v in _HIDING}
         # A "block" finding ends the stream: nothing from its start on is ever released.
         self._blocking = frozenset(k for k, v in (actions or {}).items() if v == "block")
+        # Scanners whose findings change the released text (None: every one). A block
+        # finding does not: the output stops before it.
+        self._hiding: frozenset[str] | None
+        if not redact:
+            self._hiding = frozenset()
+        elif self._hidden is None:
+            self._hiding = None
+        else:
+            self._hiding = frozenset(self._hidden - self._blocking)
         self._blocked = False
         self._raw = MatchState(compiled.raw) if compiled.raw else None
         self._fold = MatchState(compiled.folded) if compiled.folded else None
@@ -78,6 +110,9 @@ class StreamScanner:
         self._total = 0
         self._out = 0  # code point up to which output has been released
         self._waiting: list[Finding] = []  # decided, but start is past the release point
+        self._in_bytes = 0  # input bytes received by feed/advance
+        self._upto = 0  # the last release point `advance` reported
+        self._lossy = False  # invalid UTF-8 was read (as U+FFFD): positions are bounds
         self._finished = False
         self._early: list[Finding] | None = None  # raw findings decided during a parallel scan
         self._lookback = 1 + max(
@@ -97,8 +132,62 @@ class StreamScanner:
             raise RuntimeError("feed() after finish()")
         if self._blocked:
             return b"", []
+        self._in_bytes += len(chunk)
         text, found = self._push(self._decoder.decode(chunk), final=False)
         return text.encode("utf-8", "surrogatepass"), found
+
+    def advance(self, data: bytes | memoryview | np.ndarray, final: bool = False) -> Release:
+        """Scan the next input bytes (``final``: then end the stream) without a text round trip.
+
+        The entry for a caller that already holds the bytes (the SSE guard keeps each
+        event's original bytes): the kernels read `data` as given, no output text is
+        built when nothing changes, and the answer is a position in the caller's input.
+        Equal to `feed`/`finish` on any split: same findings, and the released output is
+        the input up to ``upto`` with every ``text`` put in place of its range. Once
+        invalid UTF-8 was read (as U+FFFD, like `feed`), every answer carries its text
+        and ``upto`` is a lower bound: a replacement character is not the bytes it
+        stands for.
+        """
+        if self._finished:
+            raise RuntimeError("advance() after finish()")
+        if self._blocked:
+            # Nothing is released once blocked: the release point stays where it stopped.
+            self._finished = self._finished or final
+            return Release(self._upto, [], None)
+        raw = data if isinstance(data, bytes) else bytes(data)
+        self._in_bytes += len(raw)
+        exact = True
+        text: str | None = None
+        if raw and not self._decoder.getstate()[0]:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+        if text is not None:
+            array = (
+                data if isinstance(data, np.ndarray) else np.frombuffer(raw, dtype=np.uint8)
+            )
+            if final:
+                self._decoder.decode(b"", final=True)
+            out, found = self._push(text, final, data=array, want=self._lossy)
+        else:
+            decoded = self._decoder.decode(raw, final=final)
+            # A replacement character may stand for bytes that were not one: from here on
+            # the output is never the input, and positions are only lower bounds.
+            self._lossy = self._lossy or "\ufffd" in decoded
+            out, found = self._push(decoded, final, want=True)
+        upto = self._upto = max(self._upto, self._released_bytes())
+        if exact and not self._lossy and not any(self._changes(f) for f in found):
+            return Release(upto, found, None)
+        return Release(upto, found, out.encode("utf-8", "surrogatepass"))
+
+    def _changes(self, finding: Finding) -> bool:
+        if finding.scanner in self._blocking:
+            return False
+        return self._hiding is None or finding.scanner in self._hiding
+
+    def _released_bytes(self) -> int:
+        return self._in_bytes - self.held_bytes
 
     def finish(self) -> tuple[bytes, list[Finding]]:
         """End of stream: flush everything held and report the last findings."""
@@ -124,7 +213,9 @@ class StreamScanner:
         """Bytes received but not yet released (including an incomplete character)."""
         held = self._text[self._out - self._base :] if self._out >= self._base else self._text
         pending = self._decoder.getstate()[0]
-        return len(held.encode("utf-8", "surrogatepass")) + len(pending)
+        # str.isascii is O(1) in CPython: most held text costs no encode.
+        size = len(held) if held.isascii() else len(held.encode("utf-8", "surrogatepass"))
+        return size + len(pending)
 
     @property
     def max_hold_bytes(self) -> int:
@@ -147,8 +238,11 @@ class StreamScanner:
         """Feed already-decoded text (the offline path); returns released text."""
         return self._push(text, final)
 
-    def _push(self, text: str, final: bool) -> tuple[str, list[Finding]]:
-        data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    def _push(
+        self, text: str, final: bool, *, data: np.ndarray | None = None, want: bool = True
+    ) -> tuple[str, list[Finding]]:
+        if data is None:
+            data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
         self._text += text
         self._total += len(text)
         self._finished = final
@@ -169,12 +263,12 @@ class StreamScanner:
             for m in (self._raw, self._fold):
                 if m is not None and not (m is self._raw and self._early is not None):
                     m.finish()
-        return self._release()
+        return self._release(want)
 
     def _slice(self, start: int, end: int) -> str:
         return self._text[max(start - self._base, 0) : max(end - self._base, 0)]
 
-    def _release(self) -> tuple[str, list[Finding]]:
+    def _release(self, want: bool = True) -> tuple[str, list[Finding]]:
         found: list[Finding] = self._waiting
         if self._early:
             found = found + self._early
@@ -191,7 +285,8 @@ class StreamScanner:
             # The common case: nothing found, release up to the limit.
             if out >= limit:
                 return "", []
-            piece = self._slice(out, limit)
+            # `advance` needs no text when nothing changes: it only moves the release point.
+            piece = self._slice(out, limit) if want else ""
             self._out = limit
             self._trim(limit)
             return piece, []

@@ -192,20 +192,39 @@ def test_a_deny_list_from_policy_is_redacted_across_events() -> None:
     assert received_text(CHAT, out)[0] == "Status of [REDACTED:deny-list]: green."
 
 
-# --- coalescing runs of text-only events ---------------------------------------------
+# --- whole events held back, sent as they came --------------------------------------
 
 
-def test_a_run_of_text_events_in_one_chunk_goes_out_as_one_event_per_channel() -> None:
-    pieces = ["The ", "river ", "runs ", "to ", "the ", "sea."]
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+def test_a_stream_with_nothing_to_change_goes_out_byte_for_byte(chunk: int) -> None:
+    pieces = ["The ", "river ", "runs ", "to ", "the ", "sea, ", "AKIA", " is no key."]
+    data = chat_stream(pieces)
     guard = SseGuard(CHAT, plan(secrets="redact", pii="redact"))
-    out = run_guard(guard, chat_stream(pieces), [])
-    text, views = received_text(CHAT, out)
-    assert text == "".join(pieces)
-    # role chunk, the coalesced text (one event, or two when the tail is held to the end),
-    # the finish chunk and [DONE]: never one event per piece.
-    text_events = [v for v in views if v.deltas]
-    assert 1 <= len(text_events) <= 2
-    assert views[-1].terminal and views[-2].payload["choices"][0]["finish_reason"] == "stop"
+    assert run_guard(guard, data, [chunk]) == data
+    data = anthropic_stream(pieces)
+    guard = SseGuard(ANTHROPIC, plan(secrets="redact", pii="redact"))
+    assert run_guard(guard, data, [chunk]) == data
+
+
+def test_an_event_goes_out_only_once_all_its_text_is_released() -> None:
+    guard = SseGuard(CHAT, plan(secrets="redact"))
+    events = SseParser().feed(chat_stream(["plain ", "AKIAQ3", " words"]))
+    outputs = [guard.feed(event.raw) for event in events]
+    assert outputs[1] == events[1].raw  # released whole: its own bytes
+    assert outputs[2] == b""  # "AKIAQ3" may still become a key: the event is held whole
+    assert outputs[3] == events[2].raw  # no longer: it goes out unchanged, in order
+    assert outputs[4] == events[3].raw + events[4].raw  # the tail, before the finish chunk
+
+
+def test_only_the_event_a_redaction_touches_is_rebuilt() -> None:
+    guard = SseGuard(CHAT, plan(secrets="redact"))
+    events = SseParser().feed(chat_stream(["plain ", AWS_KEY[:8], AWS_KEY[8:], " words"]))
+    out = b"".join(guard.feed(event.raw) for event in events) + guard.finish()
+    assert out.startswith(events[0].raw + events[1].raw)
+    assert out.endswith(events[-2].raw + events[-1].raw)  # the finish chunk, [DONE]
+    assert out.count(b"\n\n") == len(events) - 1  # the key's two events went out as one
+    text, _ = received_text(CHAT, out)
+    assert text == "plain [REDACTED:aws-access-key-id] words"
 
 
 def test_an_event_whose_text_is_all_held_is_not_sent_empty() -> None:
@@ -252,8 +271,6 @@ def test_coalesced_anthropic_streams_still_redact_exactly(chunk: int) -> None:
     assert AWS_KEY not in text and "ops@example.org" not in text
     assert text.startswith("Deploy with [REDACTED:") and text.endswith(" today.")
     assert views[-1].terminal
-    if chunk == 1 << 20:
-        assert sum(1 for v in views if v.deltas) <= 2
 
 
 def test_released_text_is_remembered_only_for_an_api_that_repeats_it() -> None:
