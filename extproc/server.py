@@ -136,6 +136,22 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                 finished = True
                 self._finish(record, trace, first_chunk)
 
+        settled = False
+
+        def settle(error: str | None) -> None:
+            # The stream's error count and its record's publication, once. A failing
+            # stream settles before its gRPC status goes out: a client that reads the
+            # metrics right after the error must see the call, and see it as an error.
+            nonlocal settled
+            if settled:
+                return
+            settled = True
+            # Envoy cancelling the gRPC stream after the response is complete is its
+            # ordinary way of hanging up, not an error.
+            if error is not None and not (finished and error == "cancelled"):
+                self._metrics.stream_errors.labels(error).inc()
+            publish([step.record for step in exchange.handle_end(error)])
+
         try:
             observe = self._metrics.message_seconds.observe
             requests = aiter(request_iterator)
@@ -175,6 +191,7 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                 log.warning("drain grace over: ending an open exchange with an error")
                 actions = exchange.handle_deadline(DRAIN_REASON)
                 if not actions:
+                    settle(error)
                     await context.abort(grpc.StatusCode.UNAVAILABLE, DRAIN_REASON)
                 for action in actions:
                     yield wire.encode_action(action)
@@ -190,6 +207,7 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         except (ProtocolError, wire.UnsupportedMessage) as exc:
             error = "protocol"
             log.warning("ext_proc protocol violation, failing the exchange closed: %s", exc)
+            settle(error)
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except grpc.aio.AbortError:
             raise
@@ -200,6 +218,7 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
         except Exception:
             error = "internal"
             log.exception("internal error in an exchange, failing it closed")
+            settle(error)
             await context.abort(grpc.StatusCode.INTERNAL, "weir internal error")
         finally:
             settlement = exchange.budget_settlement()
@@ -207,11 +226,7 @@ class ExternalProcessor(wire.ExternalProcessorServicer):  # type: ignore[misc]
                 self._shared.charge_later(settlement)
             self._deadlines.discard(deadline)
             self._metrics.active_streams.dec()
-            # Envoy cancelling the gRPC stream after the response is complete is its
-            # ordinary way of hanging up, not an error.
-            if error is not None and not (finished and error == "cancelled"):
-                self._metrics.stream_errors.labels(error).inc()
-            publish([step.record for step in exchange.handle_end(error)])
+            settle(error)
 
     async def _answer_budget(self, exchange: Exchange) -> list[Action | Publish]:
         """Carry the exchange's budget charge to the shared store, bounded by its timeout."""
