@@ -66,6 +66,7 @@ bench: $(BENCH_INSTALLED)
 	$(BIN)/python loadtest/bench_scanner.py
 	$(BIN)/python tests/data/scanner/injection_report.py
 	$(BIN)/python -m loadtest.bench_exchange
+	$(BIN)/python -m loadtest.bench_fast_lane
 	$(BIN)/python -m loadtest.bench_jwt
 	$(BIN)/python -m loadtest.bench_otlp
 	$(BIN)/python -m loadtest.bench_sniff
