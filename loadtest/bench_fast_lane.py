@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from unittest import mock
 
-import extproc.stream
+import extproc.response_body
 from extproc.sse_guard import SseGuard
 from loadtest.bench_exchange import NO_RULES_POLICY, run_once, served, stream_bytes
 from loadtest.run_bench import FULL_POLICY
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         return run_once(full, request, chunks)
 
     def slow() -> int:
-        with mock.patch.object(extproc.stream, "SseGuard", general):
+        with mock.patch.object(extproc.response_body, "SseGuard", general):
             return run_once(full, request, chunks)
 
     for run in (passthrough, fast, slow):  # warm: JIT, plan caches

@@ -270,3 +270,122 @@ def match_finish(acc_off, acc_rules, rule_cap, folded, runs, state, out):
                 nout = _emit(out, nout, runs[k, 0], pos, runs[k, 1], last_end, r)
     state[ST_NRUNS] = 0
     return nout
+
+
+# Slots of the `ctl` array `stream_step` reads and writes: one per stream, two sides
+# (0 raw, 1 normalised); the caller keeps the inputs in step with its own state.
+K_TOTAL = 0  # in/out: code points fed so far
+K_CURSOR = 1  # in: side's cursor (the smaller of its two lanes'), 1 + side
+K_EXT_MAX = 3  # in: side's longest left extension (0: none), 3 + side
+K_TAIL = 5  # in/out: trailing run of the side's extension characters (capped), 5 + side
+K_FOUND = 7  # out: candidates the side's kernel wrote to its `out`, 7 + side
+K_USED = 9  # out: bytes the side's kernel consumed, 9 + side
+K_FRONTIER = 11  # out (status 0): the release point, the smaller frontier of the two
+CTL_LEN = 12
+
+
+@njit(nogil=True, cache=True)
+def utf8_chars(data):
+    """Code points in `data` if it is complete, strict UTF-8 (as `bytes.decode`), else -1."""
+    n = data.shape[0]
+    i = 0
+    cps = 0
+    while i < n:
+        c = data[i]
+        if c < 0x80:
+            i += 1
+            cps += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            m = 2
+            lo, hi = 0x80, 0xBF
+        elif 0xE0 <= c <= 0xEF:
+            m = 3
+            lo = 0xA0 if c == 0xE0 else 0x80
+            hi = 0x9F if c == 0xED else 0xBF
+        elif 0xF0 <= c <= 0xF4:
+            m = 4
+            lo = 0x90 if c == 0xF0 else 0x80
+            hi = 0x8F if c == 0xF4 else 0xBF
+        else:
+            return -1
+        if i + m > n:
+            return -1
+        b1 = data[i + 1]
+        if b1 < lo or b1 > hi:
+            return -1
+        for k in range(2, m):
+            if (data[i + k] & 0xC0) != 0x80:
+                return -1
+        i += m
+        cps += 1
+    return cps
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _side_frontier(runs, state, total, cursor, ext_max, tail):
+    """`MatchState._known` for a side with nothing pending, or -1 where it needs text."""
+    nruns = state[ST_NRUNS]
+    best = total
+    k = 0
+    while k < nruns and runs[k, R_START_CP] < cursor:
+        k += 1  # attempts inside an accepted match (starts are in order)
+    if k < nruns:
+        if ext_max:
+            return -1  # how far a live attempt may grow leftwards needs the text
+        best = runs[k, R_START_CP]
+    if ext_max:
+        best = min(best, max(cursor, total - tail))
+    return best
+
+
+@njit(nogil=True, cache=True)
+def stream_step(data, r_trans, r_byte_class, r_start_state, r_acc_off, r_acc_rules,
+                r_right_ok, r_rule_cap, r_forced, r_cap, r_max_acc, r_runs, r_state, r_out,
+                table, f_trans, f_byte_class, f_start_state, f_acc_off, f_acc_rules,
+                f_right_ok, f_rule_cap, f_forced, f_cap, f_max_acc, f_runs, f_state, f_out,
+                r_ext, f_ext, ctl):  # fmt: skip
+    """One stream call over both sides: 0 with the release point in `ctl`, 1, or -1.
+
+    -1: `data` is not complete strict UTF-8, and nothing was touched. Otherwise both
+    kernels ran as `MatchState.feed` would start them (`ctl` says how far and with how
+    many candidates), and 0 means neither found a candidate nor stopped early and the
+    frontier needed no text: the caller only moves its release point. 1 leaves
+    candidates, the rest of `data` and the frontier to the Python code.
+    """
+    cps = utf8_chars(data)
+    if cps < 0:
+        return -1
+    n = data.shape[0]
+    used0, found0 = match_raw(data, r_trans, r_byte_class, r_start_state, r_acc_off,
+                              r_acc_rules, r_right_ok, r_rule_cap, r_forced, r_cap, r_max_acc,
+                              r_runs, r_state, r_out)  # fmt: skip
+    used1, found1 = fold_match(data, table, f_trans, f_byte_class, f_start_state, f_acc_off,
+                               f_acc_rules, f_right_ok, f_rule_cap, f_forced, f_cap, f_max_acc,
+                               f_runs, f_state, f_out)  # fmt: skip
+    ctl[K_USED] = used0
+    ctl[K_USED + 1] = used1
+    ctl[K_FOUND] = found0
+    ctl[K_FOUND + 1] = found1
+    total = ctl[K_TOTAL] + cps
+    ctl[K_TOTAL] = total
+    ext0 = ctl[K_EXT_MAX]
+    ext1 = ctl[K_EXT_MAX + 1]
+    tail0 = ctl[K_TAIL]
+    tail1 = ctl[K_TAIL + 1]
+    if ext0 or ext1:
+        # Extension characters are ASCII: any other byte ends a run.
+        for i in range(n):
+            b = data[i]
+            tail0 = min(tail0 + 1, ext0) if b < 0x80 and r_ext[b] else 0
+            tail1 = min(tail1 + 1, ext1) if b < 0x80 and f_ext[b] else 0
+    ctl[K_TAIL] = tail0
+    ctl[K_TAIL + 1] = tail1
+    if found0 or found1 or used0 < n or used1 < n:
+        return 1
+    front0 = _side_frontier(r_runs, r_state, total, ctl[K_CURSOR], ext0, tail0)
+    front1 = _side_frontier(f_runs, f_state, total, ctl[K_CURSOR + 1], ext1, tail1)
+    if front0 < 0 or front1 < 0:
+        return 1
+    ctl[K_FRONTIER] = min(total, front0, front1)
+    return 0

@@ -57,6 +57,7 @@ class _Prepared:
     extends: np.ndarray
     ext_max: int
     ext_chars: str  # extension characters as strings: str.rstrip measures runs at C speed
+    ext_mask: np.ndarray  # the same as a bool[128], for `kernels.stream_step`
     rule_chars: list[str]
 
 
@@ -81,6 +82,7 @@ def _prepared(side: Side) -> _Prepared:
         extends=np.array([r.extend is not None for r in side.rules], dtype=np.bool_),
         ext_max=max((r.extend_max for r in side.rules if r.extend is not None), default=0),
         ext_chars=_chars(np.asarray(side.extend.any(axis=0))),
+        ext_mask=np.ascontiguousarray(np.asarray(side.extend.any(axis=0))[:128], dtype=np.bool_),
         rule_chars=[_chars(side.extend[i]) for i in range(len(side.rules))],
     )
     # Two threads may both compute it; the result is the same, and either one stays.
@@ -115,6 +117,7 @@ class MatchState:
         self._extends = prepared.extends
         self._ext_max = prepared.ext_max
         self._ext_chars = prepared.ext_chars
+        self.ext_mask = prepared.ext_mask
         self._rule_chars = prepared.rule_chars
 
     def feed(self, data: np.ndarray) -> None:
@@ -130,6 +133,36 @@ class MatchState:
             elif used == 0:
                 # Many live attempts at once: make room for their candidates.
                 self.out = np.zeros((self.out.shape[0] * 4, CAND_COLS), dtype=np.int64)
+
+    # -- for `kernels.stream_step`, which runs this state's kernel itself -------
+
+    @property
+    def head(self) -> tuple[Any, ...]:
+        """The kernel's table arguments, in its order."""
+        return self._head
+
+    @property
+    def ext_max(self) -> int:
+        return self._ext_max
+
+    def lane_cursor(self) -> int:
+        """The cursor `_known` skips attempts before (the smaller of the two lanes')."""
+        return self.cursor if self.scorer is None else min(self.cursor, self.signal_cursor)
+
+    def idle(self) -> bool:
+        """Nothing undecided: no candidate waits and no weak signal is held."""
+        return not (self.pending or self._fresh or (self.scorer is not None and self.scorer.held))
+
+    def tail_run(self, total_cp: int, text: Text) -> int:
+        """The trailing run of extension characters `_known` holds back (capped)."""
+        return self._ext_len(total_cp, text) if self._ext_max else 0
+
+    def resume(self, data: np.ndarray, found: int, used: int) -> None:
+        """Continue `feed` after one kernel call made elsewhere: `found` rows, `used` bytes."""
+        if found:
+            self._collect(found)
+        if used < data.shape[0]:
+            self.feed(data[used:])
 
     def finish(self) -> None:
         t = self.side.tables

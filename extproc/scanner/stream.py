@@ -37,6 +37,17 @@ from typing import NamedTuple
 import numpy as np
 
 from .compiler import CompiledRules
+from .kernels import (
+    CTL_LEN,
+    K_CURSOR,
+    K_EXT_MAX,
+    K_FOUND,
+    K_FRONTIER,
+    K_TAIL,
+    K_TOTAL,
+    K_USED,
+    stream_step,
+)
 from .matcher import Finding, MatchState
 
 # Below this size a thread hand-off costs more than it saves.
@@ -118,6 +129,16 @@ class StreamScanner:
         self._lookback = 1 + max(
             (r.extend_max for r in compiled.rules if r.extend is not None), default=0
         )
+        # The compiled step (`_step`) for both sides at once; `_ctl` mirrors the state it
+        # reads, valid while `_synced` (every `_push` clears it).
+        self._ctl = np.zeros(CTL_LEN, dtype=np.int64)
+        self._synced = False
+        self._quiet = False
+        self._quick = self._raw is not None and self._fold is not None
+        self._args: tuple[object, ...] = ()
+        if self._raw is not None and self._fold is not None:
+            self._ctl[K_EXT_MAX] = self._raw.ext_max
+            self._ctl[K_EXT_MAX + 1] = self._fold.ext_max
 
     # -- public API ---------------------------------------------------------
 
@@ -155,8 +176,14 @@ class StreamScanner:
             self._finished = self._finished or final
             return Release(self._upto, [], None)
         raw = data if isinstance(data, bytes) else bytes(data)
+        if self._quick and not final and 0 < len(raw) < _PARALLEL_BYTES:
+            if not self._synced:
+                self._sync()
+            if self._quiet:
+                release = self._step(raw, data)
+                if release is not None:
+                    return release
         self._in_bytes += len(raw)
-        exact = True
         text: str | None = None
         if raw and not self._decoder.getstate()[0]:
             try:
@@ -176,10 +203,65 @@ class StreamScanner:
             # the output is never the input, and positions are only lower bounds.
             self._lossy = self._lossy or "\ufffd" in decoded
             out, found = self._push(decoded, final, want=True)
+        return self._answer(out, found)
+
+    def _answer(self, out: str, found: list[Finding]) -> Release:
         upto = self._upto = max(self._upto, self._released_bytes())
-        if exact and not self._lossy and not any(self._changes(f) for f in found):
+        if not self._lossy and not any(self._changes(f) for f in found):
             return Release(upto, found, None)
         return Release(upto, found, out.encode("utf-8", "surrogatepass"))
+
+    def _sync(self) -> None:
+        """Bring `_ctl` in step with the Python state, and say whether `_step` may run."""
+        raw, fold = self._raw, self._fold
+        assert raw is not None and fold is not None
+        ctl = self._ctl
+        ctl[K_TOTAL] = self._total
+        for side, m in enumerate((raw, fold)):
+            ctl[K_CURSOR + side] = m.lane_cursor()
+            ctl[K_TAIL + side] = m.tail_run(self._total, self._slice)
+        # The step's arguments after the input: `out` arrays are replaced when they grow.
+        self._args = (*raw.head, raw.runs, raw.state, raw.out, *fold.head, fold.runs,
+                      fold.state, fold.out, raw.ext_mask, fold.ext_mask, ctl)  # fmt: skip
+        self._quiet = not (
+            self._waiting or self._early or self._lossy or self._blocked or self._finished
+            or self._decoder.getstate()[0]
+        ) and raw.idle() and fold.idle()  # fmt: skip
+        self._synced = True
+
+    def _step(self, raw: bytes, data: bytes | memoryview | np.ndarray) -> Release | None:
+        """`advance` of a quiet stream in one compiled call; None if `raw` is not UTF-8.
+
+        Quiet: nothing waits to be decided, so when the kernels find no candidate the
+        answer is only a new release point, which `stream_step` computes as `_release`
+        would. Anything else goes on in the Python code, from where the kernels stopped.
+        """
+        array = data if isinstance(data, np.ndarray) else np.frombuffer(raw, dtype=np.uint8)
+        ctl = self._ctl
+        status = stream_step(array, *self._args)  # type: ignore[call-arg]
+        if status < 0:
+            return None
+        self._in_bytes += len(raw)
+        text = raw.decode("utf-8")
+        if status:
+            fed = (
+                (int(ctl[K_FOUND]), int(ctl[K_USED])),
+                (int(ctl[K_FOUND + 1]), int(ctl[K_USED + 1])),
+            )
+            out, found = self._push(text, False, data=array, want=False, fed=fed)
+            return self._answer(out, found)
+        self._text += text
+        self._total += len(text)
+        limit = int(ctl[K_FRONTIER])
+        if limit > self._out:
+            self._out = limit
+            self._trim(limit)
+        held = self._text[self._out - self._base :] if self._out >= self._base else self._text
+        size = len(held) if held.isascii() else len(held.encode("utf-8", "surrogatepass"))
+        upto = self._in_bytes - size
+        if upto > self._upto:
+            self._upto = upto
+        return Release(self._upto, [], None)
 
     def _changes(self, finding: Finding) -> bool:
         if finding.scanner in self._blocking:
@@ -239,14 +321,26 @@ class StreamScanner:
         return self._push(text, final)
 
     def _push(
-        self, text: str, final: bool, *, data: np.ndarray | None = None, want: bool = True
+        self,
+        text: str,
+        final: bool,
+        *,
+        data: np.ndarray | None = None,
+        want: bool = True,
+        fed: tuple[tuple[int, int], tuple[int, int]] | None = None,
     ) -> tuple[str, list[Finding]]:
         if data is None:
             data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
         self._text += text
         self._total += len(text)
         self._finished = final
-        if self._raw is not None and self._fold is not None and len(data) >= _PARALLEL_BYTES:
+        self._synced = False
+        if fed is not None:
+            # `_step` made each side's first kernel call: go on from where it stopped.
+            assert self._raw is not None and self._fold is not None
+            self._raw.resume(data, *fed[0])
+            self._fold.resume(data, *fed[1])
+        elif self._raw is not None and self._fold is not None and len(data) >= _PARALLEL_BYTES:
             # Both kernels release the GIL: on a large text run the two sides at once,
             # and decide the raw side's candidates while the other kernel still runs.
             other = _pool().submit(self._fold.feed, data)
