@@ -280,8 +280,10 @@ K_EXT_MAX = 3  # in: side's longest left extension (0: none), 3 + side
 K_TAIL = 5  # in/out: trailing run of the side's extension characters (capped), 5 + side
 K_FOUND = 7  # out: candidates the side's kernel wrote to its `out`, 7 + side
 K_USED = 9  # out: bytes the side's kernel consumed, 9 + side
-K_FRONTIER = 11  # out (status 0): the release point, the smaller frontier of the two
-CTL_LEN = 12
+CTL_LEN = 11
+# `stream_step` answers other than a release point.
+STEP_INVALID = -1  # not complete strict UTF-8: nothing was touched
+STEP_PYTHON = -2  # candidates, a kernel stopped early, or a frontier that needs the text
 
 
 @njit(nogil=True, cache=True)
@@ -322,6 +324,47 @@ def utf8_chars(data):
     return cps
 
 
+# Slots of a side's `meta` array for `stream_step` (see `step_tables`).
+M_CAP, M_MAX_ACC, M_CLASSES, M_STARTS, M_ACC_OFF, M_ACC_RULES = range(6)
+M_RULE_CAP = 6  # the rule caps from here on
+
+
+def step_tables(
+    trans: np.ndarray,
+    byte_class: np.ndarray,
+    start_state: np.ndarray,
+    acc_off: np.ndarray,
+    acc_rules: np.ndarray,
+    right_ok: np.ndarray,
+    rule_cap: np.ndarray,
+    forced: np.ndarray,
+    cap: int,
+    max_acc: int,
+    ext_mask: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """A side's kernel tables as `stream_step` takes them: fewer arrays, a cheaper call.
+
+    A numba call costs per argument; the one-dimensional int32 tables (and the
+    extension characters) go in one array, the sizes, limits and rule caps in another,
+    and `_unpacked` takes them apart again as views.
+    """
+    i32 = np.concatenate([byte_class, start_state, acc_off, acc_rules,
+                          ext_mask.astype(np.int32)]).astype(np.int32)  # fmt: skip
+    sizes = [cap, max_acc, len(byte_class), len(start_state), len(acc_off), len(acc_rules)]
+    meta = np.concatenate([np.array(sizes, dtype=np.int64), rule_cap.astype(np.int64)])
+    return trans, right_ok, forced, i32, meta
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _unpacked(i32, meta):
+    a = meta[M_CLASSES]
+    b = a + meta[M_STARTS]
+    c = b + meta[M_ACC_OFF]
+    d = c + meta[M_ACC_RULES]
+    return (i32[:a], i32[a:b], i32[b:c], i32[c:d], i32[d : d + 128], meta[M_RULE_CAP:],
+            meta[M_CAP], meta[M_MAX_ACC])  # fmt: skip
+
+
 @njit(nogil=True, cache=True, inline="always")
 def _side_frontier(runs, state, total, cursor, ext_max, tail):
     """`MatchState._known` for a side with nothing pending, or -1 where it needs text."""
@@ -340,23 +383,26 @@ def _side_frontier(runs, state, total, cursor, ext_max, tail):
 
 
 @njit(nogil=True, cache=True)
-def stream_step(data, r_trans, r_byte_class, r_start_state, r_acc_off, r_acc_rules,
-                r_right_ok, r_rule_cap, r_forced, r_cap, r_max_acc, r_runs, r_state, r_out,
-                table, f_trans, f_byte_class, f_start_state, f_acc_off, f_acc_rules,
-                f_right_ok, f_rule_cap, f_forced, f_cap, f_max_acc, f_runs, f_state, f_out,
-                r_ext, f_ext, ctl):  # fmt: skip
-    """One stream call over both sides: 0 with the release point in `ctl`, 1, or -1.
+def stream_step(data, r_trans, r_right_ok, r_forced, r_i32, r_meta, r_runs, r_state, r_out,
+                table, f_trans, f_right_ok, f_forced, f_i32, f_meta, f_runs, f_state, f_out,
+                ctl):  # fmt: skip
+    """One stream call over both sides: the release point, or `STEP_INVALID`/`STEP_PYTHON`.
 
-    -1: `data` is not complete strict UTF-8, and nothing was touched. Otherwise both
-    kernels ran as `MatchState.feed` would start them (`ctl` says how far and with how
-    many candidates), and 0 means neither found a candidate nor stopped early and the
-    frontier needed no text: the caller only moves its release point. 1 leaves
-    candidates, the rest of `data` and the frontier to the Python code.
+    `STEP_INVALID`: `data` is not complete strict UTF-8, and nothing was touched.
+    Otherwise both kernels ran as `MatchState.feed` would start them (`ctl` says how far
+    and with how many candidates). A release point (>= 0) means neither found a
+    candidate nor stopped early and the frontier needed no text: the caller only moves
+    its release point. `STEP_PYTHON` leaves candidates, the rest of `data` and the
+    frontier to the Python code.
     """
     cps = utf8_chars(data)
     if cps < 0:
-        return -1
+        return STEP_INVALID
     n = data.shape[0]
+    (r_byte_class, r_start_state, r_acc_off, r_acc_rules, r_ext, r_rule_cap, r_cap,
+     r_max_acc) = _unpacked(r_i32, r_meta)  # fmt: skip
+    (f_byte_class, f_start_state, f_acc_off, f_acc_rules, f_ext, f_rule_cap, f_cap,
+     f_max_acc) = _unpacked(f_i32, f_meta)  # fmt: skip
     used0, found0 = match_raw(data, r_trans, r_byte_class, r_start_state, r_acc_off,
                               r_acc_rules, r_right_ok, r_rule_cap, r_forced, r_cap, r_max_acc,
                               r_runs, r_state, r_out)  # fmt: skip
@@ -382,10 +428,9 @@ def stream_step(data, r_trans, r_byte_class, r_start_state, r_acc_off, r_acc_rul
     ctl[K_TAIL] = tail0
     ctl[K_TAIL + 1] = tail1
     if found0 or found1 or used0 < n or used1 < n:
-        return 1
+        return STEP_PYTHON
     front0 = _side_frontier(r_runs, r_state, total, ctl[K_CURSOR], ext0, tail0)
     front1 = _side_frontier(f_runs, f_state, total, ctl[K_CURSOR + 1], ext1, tail1)
     if front0 < 0 or front1 < 0:
-        return 1
-    ctl[K_FRONTIER] = min(total, front0, front1)
-    return 0
+        return STEP_PYTHON
+    return min(total, front0, front1)

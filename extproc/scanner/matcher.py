@@ -29,6 +29,7 @@ from .kernels import (
     fold_match,
     match_finish,
     match_raw,
+    step_tables,
 )
 from .normalize import fold_table
 from .scoring import Scorer
@@ -57,7 +58,7 @@ class _Prepared:
     extends: np.ndarray
     ext_max: int
     ext_chars: str  # extension characters as strings: str.rstrip measures runs at C speed
-    ext_mask: np.ndarray  # the same as a bool[128], for `kernels.stream_step`
+    step: tuple[Any, ...]  # the tables as `kernels.stream_step` takes them
     rule_chars: list[str]
 
 
@@ -76,13 +77,15 @@ def _prepared(side: Side) -> _Prepared:
         kernel, head = fold_match, (fold_table(), *tables, *limits)
     else:
         kernel, head = match_raw, (*tables, *limits)
+    ext_mask = np.asarray(side.extend.any(axis=0))[:128]
+    step = step_tables(*tables, *limits, ext_mask)
     prepared = _Prepared(
         kernel=kernel,
         head=head,
         extends=np.array([r.extend is not None for r in side.rules], dtype=np.bool_),
         ext_max=max((r.extend_max for r in side.rules if r.extend is not None), default=0),
-        ext_chars=_chars(np.asarray(side.extend.any(axis=0))),
-        ext_mask=np.ascontiguousarray(np.asarray(side.extend.any(axis=0))[:128], dtype=np.bool_),
+        ext_chars=_chars(ext_mask),
+        step=(fold_table(), *step) if side.normalized else step,
         rule_chars=[_chars(side.extend[i]) for i in range(len(side.rules))],
     )
     # Two threads may both compute it; the result is the same, and either one stays.
@@ -117,7 +120,7 @@ class MatchState:
         self._extends = prepared.extends
         self._ext_max = prepared.ext_max
         self._ext_chars = prepared.ext_chars
-        self.ext_mask = prepared.ext_mask
+        self.step = prepared.step
         self._rule_chars = prepared.rule_chars
 
     def feed(self, data: np.ndarray) -> None:
@@ -135,11 +138,6 @@ class MatchState:
                 self.out = np.zeros((self.out.shape[0] * 4, CAND_COLS), dtype=np.int64)
 
     # -- for `kernels.stream_step`, which runs this state's kernel itself -------
-
-    @property
-    def head(self) -> tuple[Any, ...]:
-        """The kernel's table arguments, in its order."""
-        return self._head
 
     @property
     def ext_max(self) -> int:

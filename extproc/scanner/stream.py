@@ -22,6 +22,11 @@ read the given bytes (or uint8 array) as they are, and the answer (`Release`) is
 release point in that input, the findings, and output text only when it differs from
 the input. A clean token then costs no decode-encode round trip of its text.
 
+A call on a quiet stream (nothing waiting to be decided) is one compiled step over
+both sides (`kernels.stream_step`); the Python code below takes over, from where the
+kernels stopped, whenever there is a candidate or anything rarer, and stays the
+definition of correct.
+
 The offline `Scanner.scan` runs this very class over one chunk, so the two
 paths cannot drift apart; the property tests check it anyway.
 """
@@ -42,10 +47,11 @@ from .kernels import (
     K_CURSOR,
     K_EXT_MAX,
     K_FOUND,
-    K_FRONTIER,
     K_TAIL,
     K_TOTAL,
     K_USED,
+    STEP_INVALID,
+    STEP_PYTHON,
     stream_step,
 )
 from .matcher import Finding, MatchState
@@ -153,6 +159,13 @@ class StreamScanner:
             raise RuntimeError("feed() after finish()")
         if self._blocked:
             return b"", []
+        if self._quick and 0 < len(chunk) < _PARALLEL_BYTES:
+            if not self._synced:
+                self._sync()
+            if self._quiet:
+                stepped = self._step(chunk, chunk, want=True)
+                if stepped is not None:
+                    return stepped[0].encode("utf-8", "surrogatepass"), stepped[1]
         self._in_bytes += len(chunk)
         text, found = self._push(self._decoder.decode(chunk), final=False)
         return text.encode("utf-8", "surrogatepass"), found
@@ -180,9 +193,9 @@ class StreamScanner:
             if not self._synced:
                 self._sync()
             if self._quiet:
-                release = self._step(raw, data)
-                if release is not None:
-                    return release
+                stepped = self._step(raw, data, want=False)
+                if stepped is not None:
+                    return self._answer(*stepped)
         self._in_bytes += len(raw)
         text: str | None = None
         if raw and not self._decoder.getstate()[0]:
@@ -206,6 +219,14 @@ class StreamScanner:
         return self._answer(out, found)
 
     def _answer(self, out: str, found: list[Finding]) -> Release:
+        if not found and not self._lossy:
+            # The common answer, cheaply: `held_bytes` inline, and no text.
+            held = self._text[self._out - self._base :] if self._out >= self._base else self._text
+            size = len(held) if held.isascii() else len(held.encode("utf-8", "surrogatepass"))
+            upto = self._in_bytes - size - len(self._decoder.getstate()[0])
+            if upto > self._upto:
+                self._upto = upto
+            return Release(self._upto, found, None)
         upto = self._upto = max(self._upto, self._released_bytes())
         if not self._lossy and not any(self._changes(f) for f in found):
             return Release(upto, found, None)
@@ -221,47 +242,46 @@ class StreamScanner:
             ctl[K_CURSOR + side] = m.lane_cursor()
             ctl[K_TAIL + side] = m.tail_run(self._total, self._slice)
         # The step's arguments after the input: `out` arrays are replaced when they grow.
-        self._args = (*raw.head, raw.runs, raw.state, raw.out, *fold.head, fold.runs,
-                      fold.state, fold.out, raw.ext_mask, fold.ext_mask, ctl)  # fmt: skip
+        self._args = (*raw.step, raw.runs, raw.state, raw.out, *fold.step, fold.runs,
+                      fold.state, fold.out, ctl)  # fmt: skip
         self._quiet = not (
             self._waiting or self._early or self._lossy or self._blocked or self._finished
             or self._decoder.getstate()[0]
         ) and raw.idle() and fold.idle()  # fmt: skip
         self._synced = True
 
-    def _step(self, raw: bytes, data: bytes | memoryview | np.ndarray) -> Release | None:
-        """`advance` of a quiet stream in one compiled call; None if `raw` is not UTF-8.
+    def _step(
+        self, raw: bytes, data: bytes | memoryview | np.ndarray, want: bool
+    ) -> tuple[str, list[Finding]] | None:
+        """`_push` of a quiet stream in one compiled call; None if `raw` is not UTF-8.
 
         Quiet: nothing waits to be decided, so when the kernels find no candidate the
         answer is only a new release point, which `stream_step` computes as `_release`
         would. Anything else goes on in the Python code, from where the kernels stopped.
+        Returns what `_push` would: the released text (with `want`, else "") and findings.
         """
         array = data if isinstance(data, np.ndarray) else np.frombuffer(raw, dtype=np.uint8)
         ctl = self._ctl
-        status = stream_step(array, *self._args)  # type: ignore[call-arg]
-        if status < 0:
+        limit = stream_step(array, *self._args)  # type: ignore[call-arg]
+        if limit == STEP_INVALID:
             return None
         self._in_bytes += len(raw)
         text = raw.decode("utf-8")
-        if status:
+        if limit == STEP_PYTHON:
             fed = (
                 (int(ctl[K_FOUND]), int(ctl[K_USED])),
                 (int(ctl[K_FOUND + 1]), int(ctl[K_USED + 1])),
             )
-            out, found = self._push(text, False, data=array, want=False, fed=fed)
-            return self._answer(out, found)
+            return self._push(text, False, data=array, want=want, fed=fed)
         self._text += text
         self._total += len(text)
-        limit = int(ctl[K_FRONTIER])
+        piece = ""
         if limit > self._out:
+            if want:
+                piece = self._slice(self._out, limit)
             self._out = limit
             self._trim(limit)
-        held = self._text[self._out - self._base :] if self._out >= self._base else self._text
-        size = len(held) if held.isascii() else len(held.encode("utf-8", "surrogatepass"))
-        upto = self._in_bytes - size
-        if upto > self._upto:
-            self._upto = upto
-        return Release(self._upto, [], None)
+        return piece, []
 
     def _changes(self, finding: Finding) -> bool:
         if finding.scanner in self._blocking:

@@ -1,6 +1,6 @@
-"""The compiled stream step (`kernels.stream_step`) answers every `advance` as the Python path.
+"""The compiled stream step (`kernels.stream_step`) answers as the Python path, call by call.
 
-`StreamScanner.advance` of a quiet stream runs both sides' kernels, the UTF-8 check and
+`StreamScanner.advance` (and `feed`) of a quiet stream runs both sides' kernels, the UTF-8 check and
 the frontier in one compiled call, and leaves anything else (candidates, invalid UTF-8,
 an attempt that may grow leftwards) to the Python code. The Python code stays the
 definition of correct: a scanner with the step switched off must give the same answer
@@ -87,6 +87,26 @@ def test_every_advance_answers_as_the_python_path_on_any_split(
     )
 
 
+def fed(scanner: StreamScanner, parts: list[bytes]) -> list[tuple]:  # type: ignore[type-arg]
+    seen = [(*scanner.feed(part), scanner.held_bytes, scanner.blocked) for part in parts]
+    return [*seen, (*scanner.finish(), scanner.held_bytes, scanner.blocked)]
+
+
+@SETTINGS
+@given(text=TEXTS, cuts=st.lists(st.integers(0, 10_000), max_size=16), action=ACTIONS,
+       invalid=st.sampled_from([b"", b"\xff", b"\xf0\x9f", b"\xed\xa0\x80"]),
+       where=st.integers(0, 10_000))
+def test_every_feed_answers_as_the_python_path_on_any_split(
+    text: str, cuts: list[int], action: str, invalid: bytes, where: int
+) -> None:
+    data = text.encode("utf-8")
+    at = where % (len(data) + 1)
+    data = data[:at] + invalid + data[at:]
+    parts = pieces(data, cuts)
+    the_plan = plan(action)
+    assert fed(the_plan.stream(), parts) == fed(python_only(the_plan.stream()), parts)
+
+
 @SETTINGS
 @given(text=TEXTS, size=st.integers(1, 7))
 def test_token_sized_calls_answer_as_the_python_path(text: str, size: int) -> None:
@@ -96,6 +116,7 @@ def test_token_sized_calls_answer_as_the_python_path(text: str, size: int) -> No
     parts = [data[i : i + size] for i in range(0, len(data), size)]
     sc = Scanner.for_scanners(["secrets", "pii", "prompt-injection", "exfiltration"])
     assert answers(sc.stream(), parts, False) == answers(python_only(sc.stream()), parts, False)
+    assert fed(sc.stream(), parts) == fed(python_only(sc.stream()), parts)
 
 
 @settings(max_examples=500, deadline=None)
