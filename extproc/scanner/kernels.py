@@ -270,3 +270,167 @@ def match_finish(acc_off, acc_rules, rule_cap, folded, runs, state, out):
                 nout = _emit(out, nout, runs[k, 0], pos, runs[k, 1], last_end, r)
     state[ST_NRUNS] = 0
     return nout
+
+
+# Slots of the `ctl` array `stream_step` reads and writes: one per stream, two sides
+# (0 raw, 1 normalised); the caller keeps the inputs in step with its own state.
+K_TOTAL = 0  # in/out: code points fed so far
+K_CURSOR = 1  # in: side's cursor (the smaller of its two lanes'), 1 + side
+K_EXT_MAX = 3  # in: side's longest left extension (0: none), 3 + side
+K_TAIL = 5  # in/out: trailing run of the side's extension characters (capped), 5 + side
+K_FOUND = 7  # out: candidates the side's kernel wrote to its `out`, 7 + side
+K_USED = 9  # out: bytes the side's kernel consumed, 9 + side
+CTL_LEN = 11
+# `stream_step` answers other than a release point.
+STEP_INVALID = -1  # not complete strict UTF-8: nothing was touched
+STEP_PYTHON = -2  # candidates, a kernel stopped early, or a frontier that needs the text
+
+
+@njit(nogil=True, cache=True)
+def utf8_chars(data):
+    """Code points in `data` if it is complete, strict UTF-8 (as `bytes.decode`), else -1."""
+    n = data.shape[0]
+    i = 0
+    cps = 0
+    while i < n:
+        c = data[i]
+        if c < 0x80:
+            i += 1
+            cps += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            m = 2
+            lo, hi = 0x80, 0xBF
+        elif 0xE0 <= c <= 0xEF:
+            m = 3
+            lo = 0xA0 if c == 0xE0 else 0x80
+            hi = 0x9F if c == 0xED else 0xBF
+        elif 0xF0 <= c <= 0xF4:
+            m = 4
+            lo = 0x90 if c == 0xF0 else 0x80
+            hi = 0x8F if c == 0xF4 else 0xBF
+        else:
+            return -1
+        if i + m > n:
+            return -1
+        b1 = data[i + 1]
+        if b1 < lo or b1 > hi:
+            return -1
+        for k in range(2, m):
+            if (data[i + k] & 0xC0) != 0x80:
+                return -1
+        i += m
+        cps += 1
+    return cps
+
+
+# Slots of a side's `meta` array for `stream_step` (see `step_tables`).
+M_CAP, M_MAX_ACC, M_CLASSES, M_STARTS, M_ACC_OFF, M_ACC_RULES = range(6)
+M_RULE_CAP = 6  # the rule caps from here on
+
+
+def step_tables(
+    trans: np.ndarray,
+    byte_class: np.ndarray,
+    start_state: np.ndarray,
+    acc_off: np.ndarray,
+    acc_rules: np.ndarray,
+    right_ok: np.ndarray,
+    rule_cap: np.ndarray,
+    forced: np.ndarray,
+    cap: int,
+    max_acc: int,
+    ext_mask: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """A side's kernel tables as `stream_step` takes them: fewer arrays, a cheaper call.
+
+    A numba call costs per argument; the one-dimensional int32 tables (and the
+    extension characters) go in one array, the sizes, limits and rule caps in another,
+    and `_unpacked` takes them apart again as views.
+    """
+    i32 = np.concatenate([byte_class, start_state, acc_off, acc_rules,
+                          ext_mask.astype(np.int32)]).astype(np.int32)  # fmt: skip
+    sizes = [cap, max_acc, len(byte_class), len(start_state), len(acc_off), len(acc_rules)]
+    meta = np.concatenate([np.array(sizes, dtype=np.int64), rule_cap.astype(np.int64)])
+    return trans, right_ok, forced, i32, meta
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _unpacked(i32, meta):
+    a = meta[M_CLASSES]
+    b = a + meta[M_STARTS]
+    c = b + meta[M_ACC_OFF]
+    d = c + meta[M_ACC_RULES]
+    return (i32[:a], i32[a:b], i32[b:c], i32[c:d], i32[d : d + 128], meta[M_RULE_CAP:],
+            meta[M_CAP], meta[M_MAX_ACC])  # fmt: skip
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _side_frontier(runs, state, total, cursor, ext_max, tail):
+    """`MatchState._known` for a side with nothing pending, or -1 where it needs text."""
+    nruns = state[ST_NRUNS]
+    best = total
+    k = 0
+    while k < nruns and runs[k, R_START_CP] < cursor:
+        k += 1  # attempts inside an accepted match (starts are in order)
+    if k < nruns:
+        if ext_max:
+            return -1  # how far a live attempt may grow leftwards needs the text
+        best = runs[k, R_START_CP]
+    if ext_max:
+        best = min(best, max(cursor, total - tail))
+    return best
+
+
+@njit(nogil=True, cache=True)
+def stream_step(data, r_trans, r_right_ok, r_forced, r_i32, r_meta, r_runs, r_state, r_out,
+                table, f_trans, f_right_ok, f_forced, f_i32, f_meta, f_runs, f_state, f_out,
+                ctl):  # fmt: skip
+    """One stream call over both sides: the release point, or `STEP_INVALID`/`STEP_PYTHON`.
+
+    `STEP_INVALID`: `data` is not complete strict UTF-8, and nothing was touched.
+    Otherwise both kernels ran as `MatchState.feed` would start them (`ctl` says how far
+    and with how many candidates). A release point (>= 0) means neither found a
+    candidate nor stopped early and the frontier needed no text: the caller only moves
+    its release point. `STEP_PYTHON` leaves candidates, the rest of `data` and the
+    frontier to the Python code.
+    """
+    cps = utf8_chars(data)
+    if cps < 0:
+        return STEP_INVALID
+    n = data.shape[0]
+    (r_byte_class, r_start_state, r_acc_off, r_acc_rules, r_ext, r_rule_cap, r_cap,
+     r_max_acc) = _unpacked(r_i32, r_meta)  # fmt: skip
+    (f_byte_class, f_start_state, f_acc_off, f_acc_rules, f_ext, f_rule_cap, f_cap,
+     f_max_acc) = _unpacked(f_i32, f_meta)  # fmt: skip
+    used0, found0 = match_raw(data, r_trans, r_byte_class, r_start_state, r_acc_off,
+                              r_acc_rules, r_right_ok, r_rule_cap, r_forced, r_cap, r_max_acc,
+                              r_runs, r_state, r_out)  # fmt: skip
+    used1, found1 = fold_match(data, table, f_trans, f_byte_class, f_start_state, f_acc_off,
+                               f_acc_rules, f_right_ok, f_rule_cap, f_forced, f_cap, f_max_acc,
+                               f_runs, f_state, f_out)  # fmt: skip
+    ctl[K_USED] = used0
+    ctl[K_USED + 1] = used1
+    ctl[K_FOUND] = found0
+    ctl[K_FOUND + 1] = found1
+    total = ctl[K_TOTAL] + cps
+    ctl[K_TOTAL] = total
+    ext0 = ctl[K_EXT_MAX]
+    ext1 = ctl[K_EXT_MAX + 1]
+    tail0 = ctl[K_TAIL]
+    tail1 = ctl[K_TAIL + 1]
+    if ext0 or ext1:
+        # Extension characters are ASCII: any other byte ends a run.
+        for i in range(n):
+            b = data[i]
+            tail0 = min(tail0 + 1, ext0) if b < 0x80 and r_ext[b] else 0
+            tail1 = min(tail1 + 1, ext1) if b < 0x80 and f_ext[b] else 0
+    ctl[K_TAIL] = tail0
+    ctl[K_TAIL + 1] = tail1
+    if found0 or found1 or used0 < n or used1 < n:
+        return STEP_PYTHON
+    front0 = _side_frontier(r_runs, r_state, total, ctl[K_CURSOR], ext0, tail0)
+    front1 = _side_frontier(f_runs, f_state, total, ctl[K_CURSOR + 1], ext1, tail1)
+    if front0 < 0 or front1 < 0:
+        return STEP_PYTHON
+    return min(total, front0, front1)

@@ -29,6 +29,7 @@ from .kernels import (
     fold_match,
     match_finish,
     match_raw,
+    step_tables,
 )
 from .normalize import fold_table
 from .scoring import Scorer
@@ -57,6 +58,7 @@ class _Prepared:
     extends: np.ndarray
     ext_max: int
     ext_chars: str  # extension characters as strings: str.rstrip measures runs at C speed
+    step: tuple[Any, ...]  # the tables as `kernels.stream_step` takes them
     rule_chars: list[str]
 
 
@@ -75,12 +77,15 @@ def _prepared(side: Side) -> _Prepared:
         kernel, head = fold_match, (fold_table(), *tables, *limits)
     else:
         kernel, head = match_raw, (*tables, *limits)
+    ext_mask = np.asarray(side.extend.any(axis=0))[:128]
+    step = step_tables(*tables, *limits, ext_mask)
     prepared = _Prepared(
         kernel=kernel,
         head=head,
         extends=np.array([r.extend is not None for r in side.rules], dtype=np.bool_),
         ext_max=max((r.extend_max for r in side.rules if r.extend is not None), default=0),
-        ext_chars=_chars(np.asarray(side.extend.any(axis=0))),
+        ext_chars=_chars(ext_mask),
+        step=(fold_table(), *step) if side.normalized else step,
         rule_chars=[_chars(side.extend[i]) for i in range(len(side.rules))],
     )
     # Two threads may both compute it; the result is the same, and either one stays.
@@ -115,6 +120,7 @@ class MatchState:
         self._extends = prepared.extends
         self._ext_max = prepared.ext_max
         self._ext_chars = prepared.ext_chars
+        self.step = prepared.step
         self._rule_chars = prepared.rule_chars
 
     def feed(self, data: np.ndarray) -> None:
@@ -130,6 +136,31 @@ class MatchState:
             elif used == 0:
                 # Many live attempts at once: make room for their candidates.
                 self.out = np.zeros((self.out.shape[0] * 4, CAND_COLS), dtype=np.int64)
+
+    # -- for `kernels.stream_step`, which runs this state's kernel itself -------
+
+    @property
+    def ext_max(self) -> int:
+        return self._ext_max
+
+    def lane_cursor(self) -> int:
+        """The cursor `_known` skips attempts before (the smaller of the two lanes')."""
+        return self.cursor if self.scorer is None else min(self.cursor, self.signal_cursor)
+
+    def idle(self) -> bool:
+        """Nothing undecided: no candidate waits and no weak signal is held."""
+        return not (self.pending or self._fresh or (self.scorer is not None and self.scorer.held))
+
+    def tail_run(self, total_cp: int, text: Text) -> int:
+        """The trailing run of extension characters `_known` holds back (capped)."""
+        return self._ext_len(total_cp, text) if self._ext_max else 0
+
+    def resume(self, data: np.ndarray, found: int, used: int) -> None:
+        """Continue `feed` after one kernel call made elsewhere: `found` rows, `used` bytes."""
+        if found:
+            self._collect(found)
+        if used < data.shape[0]:
+            self.feed(data[used:])
 
     def finish(self) -> None:
         t = self.side.tables

@@ -108,4 +108,8 @@ def warm_up() -> None:
             st = sc.stream()
             st.feed(sample.encode())
             st.finish()
+            st = sc.stream()  # `advance` runs both sides in one compiled step
+            st.advance(b"warm up")
+            st.advance(sample.encode())
+            st.advance(b"", final=True)
         _warmed = True

@@ -22,6 +22,11 @@ read the given bytes (or uint8 array) as they are, and the answer (`Release`) is
 release point in that input, the findings, and output text only when it differs from
 the input. A clean token then costs no decode-encode round trip of its text.
 
+A call on a quiet stream (nothing waiting to be decided) is one compiled step over
+both sides (`kernels.stream_step`); the Python code below takes over, from where the
+kernels stopped, whenever there is a candidate or anything rarer, and stays the
+definition of correct.
+
 The offline `Scanner.scan` runs this very class over one chunk, so the two
 paths cannot drift apart; the property tests check it anyway.
 """
@@ -37,6 +42,18 @@ from typing import NamedTuple
 import numpy as np
 
 from .compiler import CompiledRules
+from .kernels import (
+    CTL_LEN,
+    K_CURSOR,
+    K_EXT_MAX,
+    K_FOUND,
+    K_TAIL,
+    K_TOTAL,
+    K_USED,
+    STEP_INVALID,
+    STEP_PYTHON,
+    stream_step,
+)
 from .matcher import Finding, MatchState
 
 # Below this size a thread hand-off costs more than it saves.
@@ -118,6 +135,16 @@ class StreamScanner:
         self._lookback = 1 + max(
             (r.extend_max for r in compiled.rules if r.extend is not None), default=0
         )
+        # The compiled step (`_step`) for both sides at once; `_ctl` mirrors the state it
+        # reads, valid while `_synced` (every `_push` clears it).
+        self._ctl = np.zeros(CTL_LEN, dtype=np.int64)
+        self._synced = False
+        self._quiet = False
+        self._quick = self._raw is not None and self._fold is not None
+        self._args: tuple[object, ...] = ()
+        if self._raw is not None and self._fold is not None:
+            self._ctl[K_EXT_MAX] = self._raw.ext_max
+            self._ctl[K_EXT_MAX + 1] = self._fold.ext_max
 
     # -- public API ---------------------------------------------------------
 
@@ -132,6 +159,13 @@ class StreamScanner:
             raise RuntimeError("feed() after finish()")
         if self._blocked:
             return b"", []
+        if self._quick and 0 < len(chunk) < _PARALLEL_BYTES:
+            if not self._synced:
+                self._sync()
+            if self._quiet:
+                stepped = self._step(chunk, chunk, want=True)
+                if stepped is not None:
+                    return stepped[0].encode("utf-8", "surrogatepass"), stepped[1]
         self._in_bytes += len(chunk)
         text, found = self._push(self._decoder.decode(chunk), final=False)
         return text.encode("utf-8", "surrogatepass"), found
@@ -155,8 +189,14 @@ class StreamScanner:
             self._finished = self._finished or final
             return Release(self._upto, [], None)
         raw = data if isinstance(data, bytes) else bytes(data)
+        if self._quick and not final and 0 < len(raw) < _PARALLEL_BYTES:
+            if not self._synced:
+                self._sync()
+            if self._quiet:
+                stepped = self._step(raw, data, want=False)
+                if stepped is not None:
+                    return self._answer(*stepped)
         self._in_bytes += len(raw)
-        exact = True
         text: str | None = None
         if raw and not self._decoder.getstate()[0]:
             try:
@@ -176,10 +216,72 @@ class StreamScanner:
             # the output is never the input, and positions are only lower bounds.
             self._lossy = self._lossy or "\ufffd" in decoded
             out, found = self._push(decoded, final, want=True)
+        return self._answer(out, found)
+
+    def _answer(self, out: str, found: list[Finding]) -> Release:
+        if not found and not self._lossy:
+            # The common answer, cheaply: `held_bytes` inline, and no text.
+            held = self._text[self._out - self._base :] if self._out >= self._base else self._text
+            size = len(held) if held.isascii() else len(held.encode("utf-8", "surrogatepass"))
+            upto = self._in_bytes - size - len(self._decoder.getstate()[0])
+            if upto > self._upto:
+                self._upto = upto
+            return Release(self._upto, found, None)
         upto = self._upto = max(self._upto, self._released_bytes())
-        if exact and not self._lossy and not any(self._changes(f) for f in found):
+        if not self._lossy and not any(self._changes(f) for f in found):
             return Release(upto, found, None)
         return Release(upto, found, out.encode("utf-8", "surrogatepass"))
+
+    def _sync(self) -> None:
+        """Bring `_ctl` in step with the Python state, and say whether `_step` may run."""
+        raw, fold = self._raw, self._fold
+        assert raw is not None and fold is not None
+        ctl = self._ctl
+        ctl[K_TOTAL] = self._total
+        for side, m in enumerate((raw, fold)):
+            ctl[K_CURSOR + side] = m.lane_cursor()
+            ctl[K_TAIL + side] = m.tail_run(self._total, self._slice)
+        # The step's arguments after the input: `out` arrays are replaced when they grow.
+        self._args = (*raw.step, raw.runs, raw.state, raw.out, *fold.step, fold.runs,
+                      fold.state, fold.out, ctl)  # fmt: skip
+        self._quiet = not (
+            self._waiting or self._early or self._lossy or self._blocked or self._finished
+            or self._decoder.getstate()[0]
+        ) and raw.idle() and fold.idle()  # fmt: skip
+        self._synced = True
+
+    def _step(
+        self, raw: bytes, data: bytes | memoryview | np.ndarray, want: bool
+    ) -> tuple[str, list[Finding]] | None:
+        """`_push` of a quiet stream in one compiled call; None if `raw` is not UTF-8.
+
+        Quiet: nothing waits to be decided, so when the kernels find no candidate the
+        answer is only a new release point, which `stream_step` computes as `_release`
+        would. Anything else goes on in the Python code, from where the kernels stopped.
+        Returns what `_push` would: the released text (with `want`, else "") and findings.
+        """
+        array = data if isinstance(data, np.ndarray) else np.frombuffer(raw, dtype=np.uint8)
+        ctl = self._ctl
+        limit = stream_step(array, *self._args)  # type: ignore[call-arg]
+        if limit == STEP_INVALID:
+            return None
+        self._in_bytes += len(raw)
+        text = raw.decode("utf-8")
+        if limit == STEP_PYTHON:
+            fed = (
+                (int(ctl[K_FOUND]), int(ctl[K_USED])),
+                (int(ctl[K_FOUND + 1]), int(ctl[K_USED + 1])),
+            )
+            return self._push(text, False, data=array, want=want, fed=fed)
+        self._text += text
+        self._total += len(text)
+        piece = ""
+        if limit > self._out:
+            if want:
+                piece = self._slice(self._out, limit)
+            self._out = limit
+            self._trim(limit)
+        return piece, []
 
     def _changes(self, finding: Finding) -> bool:
         if finding.scanner in self._blocking:
@@ -239,14 +341,26 @@ class StreamScanner:
         return self._push(text, final)
 
     def _push(
-        self, text: str, final: bool, *, data: np.ndarray | None = None, want: bool = True
+        self,
+        text: str,
+        final: bool,
+        *,
+        data: np.ndarray | None = None,
+        want: bool = True,
+        fed: tuple[tuple[int, int], tuple[int, int]] | None = None,
     ) -> tuple[str, list[Finding]]:
         if data is None:
             data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)
         self._text += text
         self._total += len(text)
         self._finished = final
-        if self._raw is not None and self._fold is not None and len(data) >= _PARALLEL_BYTES:
+        self._synced = False
+        if fed is not None:
+            # `_step` made each side's first kernel call: go on from where it stopped.
+            assert self._raw is not None and self._fold is not None
+            self._raw.resume(data, *fed[0])
+            self._fold.resume(data, *fed[1])
+        elif self._raw is not None and self._fold is not None and len(data) >= _PARALLEL_BYTES:
             # Both kernels release the GIL: on a large text run the two sides at once,
             # and decide the raw side's candidates while the other kernel still runs.
             other = _pool().submit(self._fold.feed, data)
