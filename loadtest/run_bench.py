@@ -1217,8 +1217,9 @@ def write_report(results: Results, out_dir: Path, stamp: str) -> tuple[Path, Pat
         "one long) widen the distribution; a constant per-event delay shifts the whole stream "
         "and shows in the time to first event instead. Weir's scanner holds a word until the "
         "next character shows that it cannot become a match (an e-mail address may follow any "
-        "word), and releases nothing of an event it holds whole: such an event is dropped and "
-        "its text travels in the next one. The p99 gap therefore includes that hold-back (one "
+        "word), and an event whose text it still holds is held whole: it goes out as it came, "
+        "with the next event that settles its text (or rebuilt, when a redaction changes "
+        "it). The p99 gap therefore includes that hold-back (one "
         "token interval when a sentence end waits for the next word), which is the price of "
         "never releasing part of a match, not processing time.")
     add("")
