@@ -141,7 +141,8 @@ class Metrics:
         )
         self.budget_store_errors = Counter(
             "weir_budget_store_errors_total",
-            "Calls to the shared budget store that failed or timed out, by operation.",
+            "Calls to the shared budget store that failed, timed out, or were refused in "
+            "the back-off after a failure, by operation.",
             ["store", "op"],
             registry=r,
         )
@@ -153,7 +154,8 @@ class Metrics:
         self.budget_store_up.set(1)
         self.pin_store_errors = Counter(
             "weir_mcp_pin_store_errors_total",
-            "Calls to the shared MCP pin store (Redis) that failed or timed out, by operation.",
+            "Calls to the shared MCP pin store (Redis) that failed, timed out, or were "
+            "refused in the back-off after a failure, by operation.",
             ["op"],
             registry=r,
         )

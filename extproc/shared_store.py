@@ -284,6 +284,9 @@ class RedisStore:
 
     async def _call(self, op: str, make: Callable[[], Awaitable[Any]]) -> Any:
         if time.monotonic() < self._down_until:
+            # Not tried: another call failed moments ago. This call failed all the same,
+            # and counts against its own operation, whichever call found the outage.
+            self._on_error(op)
             raise StoreUnavailable(f"redis unavailable ({self._last_error})")
         try:
             # The socket timeouts bound each read and connect; this bounds the whole call.

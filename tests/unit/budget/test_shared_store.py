@@ -115,6 +115,25 @@ async def test_an_outage_fails_fast_and_kept_charges_land_once_when_redis_return
 
 
 @needs_redis
+async def test_a_call_refused_in_the_back_off_counts_as_an_error_of_its_own_operation(
+    redis_server: RedisServer,
+) -> None:
+    # The periodic inventory publication may be what finds the outage first; the charge
+    # refused right after it (without trying Redis) must still count as a charge error.
+    errors: list[str] = []
+    store = RedisStore(redis_server.url, on_error=errors.append)
+    try:
+        redis_server.stop()
+        with pytest.raises(StoreUnavailable):
+            await store.put_document("inventory", "replica-a", {"requests": 1})
+        with pytest.raises(StoreUnavailable):
+            await store.charge(charge("a", 5, admit=True))
+        assert errors[0] != "charge" and errors[-1] == "charge"
+    finally:
+        await store.close()
+
+
+@needs_redis
 async def test_documents_are_shared_by_owner(redis_store: RedisStore) -> None:
     await redis_store.put_document("inventory", "replica-a", {"requests": 1})
     await redis_store.put_document("inventory", "replica-b", {"requests": 2})
