@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from extproc.audit import FindingRecord, match_hash
+from extproc.audit import FindingRecord
 from extproc.document_guard import DocumentVerdict, KeyCollision, judge_document
 from extproc.events import Action, ContinueHeaders, ContinueTrailers, Direction, StreamBody
 from extproc.exchange_record import ExchangeRecord
@@ -50,11 +50,10 @@ from extproc.llm.response_facts import ResponseFacts
 from extproc.llm.strings import StructureError
 from extproc.llm_tools import TOOLS_SCANNER, forbidden_call
 from extproc.scan_plan import ScanPlan
-from extproc.sse import SseError, SseEvent, SseParser, serialize
-from extproc.sse_guard import SseGuard, stream_error_events
+from extproc.sse import SseError, SseEvent, SseParser
+from extproc.sse_guard import SseGuard, stream_error_events, tool_blocked_events, tool_finding
 from extproc.usage_meter import UsageMeter
 from mesh.mcp_policy import ToolRules
-from mesh.verdicts import Action as RuleAction
 from mesh.verdicts import Verdict
 
 if TYPE_CHECKING:
@@ -125,29 +124,6 @@ def tool_call_reason(tool: str) -> str:
         f"response blocked by policy: it calls tool '{tool}', "
         "which is not in the workload's tools"
     )
-
-
-def tool_finding(tool: str, where: str = "tool_calls") -> FindingRecord:
-    """The record of a call of a forbidden tool: the `tools` scanner, the tool's name."""
-    return FindingRecord(
-        "response", where, TOOLS_SCANNER, tool, RuleAction.BLOCK, 0, len(tool), match_hash(tool)
-    )
-
-
-def tool_blocked_events(
-    provider: Provider,
-    tool: str,
-    *,
-    first: StreamEvent | None = None,
-    last: StreamEvent | None = None,
-) -> bytes:
-    """The in-band ending for a streamed call of a forbidden tool, as `SseGuard` sends it."""
-    events = provider.error_events(
-        f"weir: tool call blocked by policy: tool '{tool}' is not in the workload's tools",
-        "weir_tool_blocked",
-        first=first, last=last, kind=ErrorKind.PERMISSION_DENIED,
-    )
-    return b"".join(serialize(e) for e in events)
 
 
 def stream_chunks(direction: Direction, body: bytes, end_of_stream: bool) -> list[StreamBody]:

@@ -517,10 +517,7 @@ class SseGuard:
                 if run:
                     out.append(self._merged(run))
                 if not self._ended:
-                    self.blocked_by = FindingRecord(
-                        "response", "tool_calls", TOOLS_SCANNER, forbidden, Action.BLOCK,
-                        0, len(forbidden), match_hash(forbidden),
-                    )
+                    self.blocked_by = tool_finding(forbidden)
                     self._ended = True
                     out.append(self._error_events())
                 break
@@ -986,13 +983,9 @@ class SseGuard:
             )
         rule = self.blocked_by
         if rule.scanner == TOOLS_SCANNER:
-            events = self.provider.error_events(
-                f"weir: tool call blocked by policy: tool '{rule.rule}' is not in the "
-                "workload's tools",
-                "weir_tool_blocked",
-                first=self._first, last=self._last_seen(), kind=ErrorKind.PERMISSION_DENIED,
+            return tool_blocked_events(
+                self.provider, rule.rule, first=self._first, last=self._last_seen()
             )
-            return b"".join(serialize(e) for e in events)
         events = self.provider.error_events(
             f"weir: response blocked by policy: rule '{rule.rule}' ({rule.scanner}) "
             "matched in the model output",
@@ -1019,6 +1012,29 @@ def stream_error_events(
     events = provider.error_events(
         f"weir: response stream ended: {reason}", "weir_stream_error",
         first=first, last=last, kind=ErrorKind.UNAVAILABLE,
+    )
+    return b"".join(serialize(e) for e in events)
+
+
+def tool_finding(tool: str, where: str = "tool_calls") -> FindingRecord:
+    """The record of a call of a forbidden tool: the `tools` scanner, the tool's name."""
+    return FindingRecord(
+        "response", where, TOOLS_SCANNER, tool, Action.BLOCK, 0, len(tool), match_hash(tool)
+    )
+
+
+def tool_blocked_events(
+    provider: Provider,
+    tool: str,
+    *,
+    first: StreamEvent | None = None,
+    last: StreamEvent | None = None,
+) -> bytes:
+    """The in-band ending for a streamed call of a forbidden tool (guarded or not)."""
+    events = provider.error_events(
+        f"weir: tool call blocked by policy: tool '{tool}' is not in the workload's tools",
+        "weir_tool_blocked",
+        first=first, last=last, kind=ErrorKind.PERMISSION_DENIED,
     )
     return b"".join(serialize(e) for e in events)
 
